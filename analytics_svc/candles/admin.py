@@ -1,0 +1,1 @@
+"""Operators' views of analytics_svc's candles app."""

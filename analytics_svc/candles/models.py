@@ -1,0 +1,1 @@
+"""Tables of analytics_svc's candles app."""

@@ -1,0 +1,78 @@
+"""Kafka client configuration and topic administration, shared by the relay, consumers, health and infra."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from common.topics import all_topics
+
+
+def bootstrap_servers() -> str:
+    from django.conf import settings
+
+    return settings.KAFKA_BOOTSTRAP_SERVERS
+
+
+def producer_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:
+    """An idempotent producer: acks=all, no reordering or duplicates on retry within a partition."""
+    return {
+        "bootstrap.servers": bootstrap,
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+        "compression.type": "lz4",
+        **overrides,
+    }
+
+
+def ensure_topics(bootstrap: str, topics: list[str], *, partitions: int, timeout: float = 30.0) -> list[str]:
+    """Create the topics that do not exist yet; return the names created. Waits for the broker."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            existing = set(admin.list_topics(timeout=5).topics)
+            break
+        except KafkaException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    missing = [t for t in topics if t not in existing]
+    if not missing:
+        return []
+    futures = admin.create_topics(
+        [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in missing], operation_timeout=30
+    )
+    for name, future in futures.items():
+        try:
+            future.result()
+        except KafkaException as exc:
+            if exc.args[0].code() != exc.args[0].TOPIC_ALREADY_EXISTS:
+                raise
+            missing.remove(name)
+    return missing
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Create the platform's Kafka topics when missing.")
+    parser.add_argument("--bootstrap", required=True)
+    parser.add_argument("--partitions", type=int, default=6)
+    parser.add_argument("--timeout", type=float, default=60.0)
+    args = parser.parse_args(argv)
+    try:
+        created = ensure_topics(args.bootstrap, all_topics(), partitions=args.partitions, timeout=args.timeout)
+    except KafkaException as exc:
+        print(f"could not create topics on {args.bootstrap}: {exc}", file=sys.stderr)
+        return 1
+    print(f"topics ready ({len(all_topics())}; created {len(created)})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

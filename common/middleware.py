@@ -1,0 +1,29 @@
+"""Request id: taken from X-Request-ID (the gateway stamps one) or made here, echoed back, and logged."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse
+
+from common.logging import log_context
+
+_VALID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class RequestIdMiddleware:
+    header = "X-Request-ID"
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        incoming = request.headers.get(self.header, "")
+        request_id = incoming if _VALID.match(incoming) else uuid.uuid4().hex
+        request.request_id = request_id
+        with log_context(request_id=request_id):
+            response = self.get_response(request)
+        response[self.header] = request_id
+        return response

@@ -1,0 +1,195 @@
+"""Settings helpers: one function builds the settings every service shares from the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+env = environ.Env()
+
+# Local infrastructure started by `manage_all.py infra up`; the same ports are the defaults here so
+# a service runs with no configuration at all on a developer's machine.
+LOCAL_PG_PORT = 55432
+LOCAL_REDIS_PORT = 56379
+LOCAL_KAFKA_PORT = 59092
+
+SERVICES = {
+    # service -> its database on the cluster (its role has the service's name)
+    "user_svc": "user_service",
+    "portfolio_svc": "portfolio_service",
+    "order_svc": "order_service",
+    "transaction_svc": "transaction_service",
+    "analytics_svc": "analytics_service",
+}
+# common/'s own test suite runs as a sixth, test-only project with a role of its own.
+TEST_PROJECTS = {"platform_common": "platform_common"}
+
+_INSECURE_LOCAL_KEY = "django-insecure-local-only-never-used-outside-local-mode"
+
+
+def local_database_url(service: str) -> str:
+    """The URL of a service's database on the local private cluster (role = service name)."""
+    database = SERVICES.get(service) or TEST_PROJECTS[service]
+    return f"postgres://{service}:{service}-local@127.0.0.1:{LOCAL_PG_PORT}/{database}"
+
+
+def service_settings(*, name: str, base_dir: Path, apps: list[str]) -> dict[str, Any]:
+    """Every setting a service shares with the others, read from the environment.
+
+    `PLATFORM_ENV=local` (the default) allows safe local defaults; any other value is production:
+    DJANGO_SECRET_KEY is then required and the HTTPS settings are on.
+    """
+    if name not in SERVICES and name not in TEST_PROJECTS:
+        raise ImproperlyConfigured(f"unknown service {name!r}; known: {', '.join(SERVICES)}")
+    platform_env = env.str("PLATFORM_ENV", default="local")
+    local = platform_env == "local"
+    if local:
+        secret_key = env.str("DJANGO_SECRET_KEY", default=_INSECURE_LOCAL_KEY)
+    else:
+        secret_key = env.str("DJANGO_SECRET_KEY", default="")
+        if not secret_key:
+            raise ImproperlyConfigured(
+                f"DJANGO_SECRET_KEY is required when PLATFORM_ENV={platform_env!r}; "
+                "set it to a long random string (python -c 'import secrets; print(secrets.token_urlsafe(50))')."
+            )
+    redis_url = env.str("REDIS_URL", default=f"redis://127.0.0.1:{LOCAL_REDIS_PORT}/0")
+
+    settings: dict[str, Any] = {
+        "SERVICE_NAME": name,
+        "PLATFORM_ENV": platform_env,
+        "BASE_DIR": base_dir,
+        "SECRET_KEY": secret_key,
+        "DEBUG": env.bool("DJANGO_DEBUG", default=False),
+        "ALLOWED_HOSTS": env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"] if local else []),
+        "CSRF_TRUSTED_ORIGINS": env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[]),
+        "INSTALLED_APPS": [
+            "django.contrib.admin",
+            "django.contrib.auth",
+            "django.contrib.contenttypes",
+            "django.contrib.sessions",
+            "django.contrib.messages",
+            "django.contrib.staticfiles",
+            "rest_framework",
+            "drf_spectacular",
+            "drf_spectacular_sidecar",
+            "common",
+            *apps,
+        ],
+        "MIDDLEWARE": [
+            "common.middleware.RequestIdMiddleware",
+            "django.middleware.security.SecurityMiddleware",
+            "whitenoise.middleware.WhiteNoiseMiddleware",
+            "django.contrib.sessions.middleware.SessionMiddleware",
+            "django.middleware.common.CommonMiddleware",
+            "django.middleware.csrf.CsrfViewMiddleware",
+            "django.contrib.auth.middleware.AuthenticationMiddleware",
+            "django.contrib.messages.middleware.MessageMiddleware",
+            "django.middleware.clickjacking.XFrameOptionsMiddleware",
+        ],
+        "ROOT_URLCONF": f"{name}.urls",
+        "WSGI_APPLICATION": f"{name}.wsgi.application",
+        "TEMPLATES": [
+            {
+                "BACKEND": "django.template.backends.django.DjangoTemplates",
+                "DIRS": [],
+                "APP_DIRS": True,
+                "OPTIONS": {
+                    "context_processors": [
+                        "django.template.context_processors.request",
+                        "django.contrib.auth.context_processors.auth",
+                        "django.contrib.messages.context_processors.messages",
+                    ]
+                },
+            }
+        ],
+        "DATABASES": {
+            "default": {
+                **env.db("DATABASE_URL", default=local_database_url(name)),
+                # ATOMIC_REQUESTS stays off: services open their own transaction.atomic() blocks.
+                "ATOMIC_REQUESTS": False,
+                "CONN_MAX_AGE": env.int("DB_CONN_MAX_AGE", default=60),
+                "CONN_HEALTH_CHECKS": True,
+            }
+        },
+        "DEFAULT_AUTO_FIELD": "django.db.models.BigAutoField",
+        "CACHES": {
+            "default": {
+                "BACKEND": "django.core.cache.backends.redis.RedisCache",
+                "LOCATION": redis_url,
+                "KEY_PREFIX": name,
+            }
+        },
+        "AUTH_PASSWORD_VALIDATORS": [
+            {"NAME": f"django.contrib.auth.password_validation.{v}"}
+            for v in (
+                "UserAttributeSimilarityValidator",
+                "MinimumLengthValidator",
+                "CommonPasswordValidator",
+                "NumericPasswordValidator",
+            )
+        ],
+        "LANGUAGE_CODE": "en-us",
+        "TIME_ZONE": "UTC",
+        "USE_I18N": True,
+        "USE_TZ": True,
+        "STATIC_URL": "static/",
+        # Only needed for `collectstatic` in an image; locally WhiteNoise serves from the apps.
+        "STATIC_ROOT": env.str("DJANGO_STATIC_ROOT", default=None),
+        # Static files (admin, docs UI) are served by WhiteNoise straight from the installed apps,
+        # so no collectstatic step is needed to run locally; production may still collect them.
+        "WHITENOISE_USE_FINDERS": True,
+        "REST_FRAMEWORK": {
+            "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+            "EXCEPTION_HANDLER": "common.exceptions.exception_handler",
+            "DEFAULT_RENDERER_CLASSES": [
+                "rest_framework.renderers.JSONRenderer",
+                "rest_framework.renderers.BrowsableAPIRenderer",
+            ],
+            "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+            "DEFAULT_AUTHENTICATION_CLASSES": [],
+            "COERCE_DECIMAL_TO_STRING": True,
+        },
+        "SPECTACULAR_SETTINGS": {
+            "TITLE": f"{name} API",
+            "VERSION": "1.0.0",
+            "SERVE_INCLUDE_SCHEMA": False,
+            # Swagger UI and Redoc served from the sidecar package: the docs page works offline.
+            "SWAGGER_UI_DIST": "SIDECAR",
+            "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+            "REDOC_DIST": "SIDECAR",
+        },
+        "KAFKA_BOOTSTRAP_SERVERS": env.str("KAFKA_BOOTSTRAP_SERVERS", default=f"127.0.0.1:{LOCAL_KAFKA_PORT}"),
+        "REDIS_URL": redis_url,
+        "CELERY_BROKER_URL": env.str("CELERY_BROKER_URL", default=redis_url),
+        "CELERY_TASK_DEFAULT_QUEUE": name,
+        "CELERY_TASK_IGNORE_RESULT": True,
+        "CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP": True,
+        "CELERY_WORKER_HIJACK_ROOT_LOGGER": False,
+        "CELERY_BEAT_SCHEDULE": {},
+        "LOGGING": {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "formatters": {"json": {"()": "common.logging.JsonFormatter", "service": name}},
+            "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
+            "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+            "loggers": {
+                "django.db.backends": {"level": "INFO"},
+                "kafka": {"level": "WARNING"},
+            },
+        },
+    }
+    if not local:
+        settings.update(
+            SECURE_SSL_REDIRECT=env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True),
+            SECURE_REDIRECT_EXEMPT=[r"^healthz$", r"^readyz$"],
+            SECURE_PROXY_SSL_HEADER=("HTTP_X_FORWARDED_PROTO", "https"),
+            SECURE_HSTS_SECONDS=env.int("DJANGO_SECURE_HSTS_SECONDS", default=31536000),
+            SECURE_HSTS_INCLUDE_SUBDOMAINS=True,
+            SECURE_HSTS_PRELOAD=True,
+            SESSION_COOKIE_SECURE=True,
+            CSRF_COOKIE_SECURE=True,
+        )
+    return settings

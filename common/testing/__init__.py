@@ -1,0 +1,1 @@
+"""Pytest fixtures and helpers every service's tests share (loaded as the `platform_common` plugin)."""

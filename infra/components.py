@@ -1,0 +1,471 @@
+"""Local infrastructure under .run/: a private PostgreSQL cluster, Redis and a KRaft Kafka broker.
+
+Standard library only: manage_all.py uses it before the virtualenv exists, and tests use it to stop
+and start real processes. Every component is idempotent: `up` on a running one only checks it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN = Path(os.environ.get("PLATFORM_RUN_DIR", ROOT / ".run"))
+
+PG_PORT = int(os.environ.get("PLATFORM_PG_PORT", "55432"))
+REDIS_PORT = int(os.environ.get("PLATFORM_REDIS_PORT", "56379"))
+KAFKA_PORT = int(os.environ.get("PLATFORM_KAFKA_PORT", "59092"))
+KAFKA_CONTROLLER_PORT = int(os.environ.get("PLATFORM_KAFKA_CONTROLLER_PORT", "59093"))
+KAFKA_PARTITIONS = int(os.environ.get("PLATFORM_KAFKA_PARTITIONS", "6"))
+
+# service -> its database; the role is named after the service and reaches only that database.
+DATABASES = {
+    "user_svc": "user_service",
+    "portfolio_svc": "portfolio_service",
+    "order_svc": "order_service",
+    "transaction_svc": "transaction_service",
+    "analytics_svc": "analytics_service",
+}
+# A role for common/'s own tests: it owns only the test database pytest-django creates for it.
+TEST_ONLY_ROLES = ["platform_common"]
+
+
+class InfraError(RuntimeError):
+    """Something the operator must fix; the message says what to do."""
+
+
+def say(message: str) -> None:
+    print(f"[infra] {message}", flush=True)
+
+
+def role_password(role: str) -> str:
+    """The local-only password convention (common.settings.local_database_url uses the same)."""
+    return f"{role}-local"
+
+
+def database_url(service: str) -> str:
+    return f"postgres://{service}:{role_password(service)}@127.0.0.1:{PG_PORT}/{DATABASES[service]}"
+
+
+def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def wait_for(check: Callable[[], bool], *, what: str, timeout: float, log: Path | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    hint = f"; see {log}" if log else ""
+    raise InfraError(f"{what} did not become ready within {timeout:.0f}s{hint}")
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_pid(path: Path) -> int | None:
+    try:
+        pid = int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if pid_alive(pid) else None
+
+
+def stop_pid(pid: int, *, timeout: float = 30.0, sig: int = signal.SIGTERM) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and pid_alive(pid):
+        time.sleep(0.2)
+    if pid_alive(pid):
+        os.kill(pid, signal.SIGKILL)
+
+
+_apt_updated = False
+
+
+def ensure_packages(needed: dict[str, str]) -> None:
+    """Install Debian packages whose program is missing; `needed` maps a program path or name to its package."""
+    global _apt_updated
+    missing = sorted({pkg for program, pkg in needed.items() if not _have(program)})
+    if not missing:
+        return
+    if os.geteuid() != 0:
+        raise InfraError(f"missing programs; install them with: sudo apt-get install -y {' '.join(missing)}")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    if not _apt_updated:
+        say("apt-get update (once)...")
+        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+        _apt_updated = True
+    say(f"apt-get install {' '.join(missing)}...")
+    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], check=True, env=env)
+
+
+def _have(program: str) -> bool:
+    return Path(program).exists() if "/" in program else shutil.which(program) is not None
+
+
+class Postgres:
+    """A private cluster (initdb + pg_ctl) on 127.0.0.1:PG_PORT, one database and role per service."""
+
+    name = "postgres"
+
+    def __init__(self) -> None:
+        self.home = RUN / "pg"
+        self.data = self.home / "data"
+        self.sock = self.home / "sock"
+        self.log = self.home / "postgres.log"
+        self.bindir = Path(os.environ.get("PG_BINDIR", "/usr/lib/postgresql/15/bin"))
+
+    def _bin(self, tool: str) -> str:
+        return str(self.bindir / tool)
+
+    def _as_owner(self, cmd: list[str]) -> list[str]:
+        # PostgreSQL refuses to run as root; as root we run it as the `postgres` system user.
+        if os.geteuid() == 0:
+            return ["runuser", "-u", "postgres", "--", *cmd]
+        return cmd
+
+    def _prepare_dirs(self) -> None:
+        self.sock.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            try:
+                owner = pwd.getpwnam("postgres")
+            except KeyError:
+                subprocess.run(["useradd", "--system", "--no-create-home", "postgres"], check=True)
+                owner = pwd.getpwnam("postgres")
+            for path in (self.home, self.sock, *([self.data] if self.data.exists() else [])):
+                os.chown(path, owner.pw_uid, owner.pw_gid)
+            probe = subprocess.run(["runuser", "-u", "postgres", "--", "test", "-w", str(self.home)], check=False)
+            if probe.returncode != 0:
+                raise InfraError(
+                    f"the postgres user cannot write {self.home}; make its parent folders traversable "
+                    "(chmod o+x on each) or set PLATFORM_RUN_DIR to a folder it can reach"
+                )
+
+    def running(self) -> bool:
+        return (self.data / "postmaster.pid").exists() and port_open(PG_PORT)
+
+    def up(self) -> None:
+        ensure_packages({self._bin("initdb"): "postgresql-15", "psql": "postgresql-client-15"})
+        self._prepare_dirs()
+        if not (self.data / "PG_VERSION").exists():
+            say(f"initdb {self.data}")
+            subprocess.run(
+                self._as_owner(
+                    [
+                        self._bin("initdb"),
+                        "-D",
+                        str(self.data),
+                        "-U",
+                        "postgres",
+                        "--auth-local=trust",
+                        "--auth-host=scram-sha-256",
+                        "--encoding=UTF8",
+                        "--locale=C.UTF-8",
+                    ]
+                ),
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+            with (self.data / "postgresql.conf").open("a") as conf:
+                conf.write(
+                    "\n# platform: local cluster settings\n"
+                    "listen_addresses = '127.0.0.1'\n"
+                    f"port = {PG_PORT}\n"
+                    f"unix_socket_directories = '{self.sock}'\n"
+                    "max_connections = 400\n"
+                    "shared_buffers = 256MB\n"
+                    # A throwaway local cluster: survives killed processes (the OS keeps the writes)
+                    # but not a power cut, and commits much faster on shared disks.
+                    "fsync = off\n"
+                    "full_page_writes = off\n"
+                    "log_min_messages = warning\n"
+                )
+        if not self.running():
+            if port_open(PG_PORT):
+                raise InfraError(f"port {PG_PORT} is taken by another program; set PLATFORM_PG_PORT to a free one")
+            say(f"starting PostgreSQL on 127.0.0.1:{PG_PORT}")
+            subprocess.run(
+                self._as_owner(
+                    [self._bin("pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "start"]
+                ),
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+        self._ensure_roles_and_databases()
+
+    def psql(self, sql: str, *, database: str = "postgres") -> str:
+        result = subprocess.run(
+            [
+                "psql",
+                "-h",
+                str(self.sock),
+                "-p",
+                str(PG_PORT),
+                "-U",
+                "postgres",
+                "-d",
+                database,
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-tAc",
+                sql,
+            ],
+            check=False,
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            raise InfraError(f"psql failed: {result.stderr.strip()}")
+        return result.stdout.strip()
+
+    def _ensure_roles_and_databases(self) -> None:
+        for role in [*DATABASES, *TEST_ONLY_ROLES]:
+            # CREATEDB: pytest-django creates the role's own test database.
+            self.psql(
+                f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN "
+                f"CREATE ROLE {role} LOGIN CREATEDB PASSWORD '{role_password(role)}'; END IF; END $$;"
+            )
+        existing = set(self.psql("SELECT datname FROM pg_database").split())
+        for role, database in DATABASES.items():
+            if database not in existing:
+                say(f"creating database {database} owned by {role}")
+                self.psql(f"CREATE DATABASE {database} OWNER {role}")
+            # Only the owning service may connect: the database per service is enforced, not agreed.
+            self.psql(f"REVOKE CONNECT ON DATABASE {database} FROM PUBLIC")
+            self.psql(f"GRANT CONNECT ON DATABASE {database} TO {role}")
+
+    def down(self) -> None:
+        if (self.data / "postmaster.pid").exists():
+            say("stopping PostgreSQL")
+            subprocess.run(
+                self._as_owner([self._bin("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"]),
+                check=False,
+                stdout=subprocess.DEVNULL,
+            )
+
+    def status(self) -> str:
+        return f"127.0.0.1:{PG_PORT}" if self.running() else "stopped"
+
+
+class Redis:
+    """redis-server on 127.0.0.1:REDIS_PORT: the Celery broker and the Django cache."""
+
+    name = "redis"
+
+    def __init__(self) -> None:
+        self.home = RUN / "redis"
+        self.pidfile = self.home / "redis.pid"
+        self.log = self.home / "redis.log"
+
+    def running(self) -> bool:
+        return read_pid(self.pidfile) is not None and port_open(REDIS_PORT)
+
+    def up(self) -> None:
+        ensure_packages({"redis-server": "redis-server"})
+        self.home.mkdir(parents=True, exist_ok=True)
+        if self.running():
+            return
+        if port_open(REDIS_PORT):
+            raise InfraError(f"port {REDIS_PORT} is taken by another program; set PLATFORM_REDIS_PORT to a free one")
+        say(f"starting Redis on 127.0.0.1:{REDIS_PORT}")
+        subprocess.run(
+            [
+                "redis-server",
+                "--port",
+                str(REDIS_PORT),
+                "--bind",
+                "127.0.0.1",
+                "--daemonize",
+                "yes",
+                "--pidfile",
+                str(self.pidfile),
+                "--logfile",
+                str(self.log),
+                "--dir",
+                str(self.home),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            check=True,
+        )
+        wait_for(lambda: port_open(REDIS_PORT), what="Redis", timeout=20, log=self.log)
+
+    def down(self) -> None:
+        pid = read_pid(self.pidfile)
+        if pid:
+            say("stopping Redis")
+            stop_pid(pid)
+
+    def status(self) -> str:
+        return f"127.0.0.1:{REDIS_PORT}" if self.running() else "stopped"
+
+
+class Kafka:
+    """A single-node KRaft broker from Maven Central jars on the installed JDK."""
+
+    name = "kafka"
+
+    def __init__(self) -> None:
+        self.home = RUN / "kafka"
+        self.libs = self.home / "libs"
+        self.data = self.home / "data"
+        self.config = self.home / "server.properties"
+        self.pidfile = self.home / "kafka.pid"
+        self.log = self.home / "kafka.log"
+        self.pom = ROOT / "infra" / "kafka" / "pom.xml"
+
+    def running(self) -> bool:
+        return read_pid(self.pidfile) is not None and port_open(KAFKA_PORT)
+
+    def _fetch_jars(self) -> None:
+        digest = hashlib.sha256(self.pom.read_bytes()).hexdigest()
+        marker = self.libs / ".pom-sha256"
+        if marker.exists() and marker.read_text() == digest:
+            return
+        ensure_packages({"mvn": "maven", "java": "openjdk-17-jre-headless"})
+        say("fetching the Kafka broker's jars from Maven Central (first run only, about a minute)...")
+        if self.libs.exists():
+            shutil.rmtree(self.libs)
+        result = subprocess.run(
+            [
+                "mvn",
+                "-B",
+                "-q",
+                "-f",
+                str(self.pom),
+                "-Dstyle.color=never",
+                "dependency:copy-dependencies",
+                f"-DoutputDirectory={self.libs}",
+                "-DincludeScope=runtime",
+            ],
+            check=False,
+        )
+        if result.returncode != 0:
+            raise InfraError("Maven could not fetch the Kafka jars; check that Maven Central is reachable")
+        marker.write_text(digest)
+
+    def _java(self, *args: str) -> list[str]:
+        return [
+            "java",
+            "-Xms256m",
+            "-Xmx1g",
+            "-XX:+UseG1GC",
+            f"-Dlog4j2.configurationFile={ROOT / 'infra' / 'kafka' / 'log4j2.properties'}",
+            f"-Dkafka.logs.dir={self.home / 'logs'}",
+            "-cp",
+            f"{self.libs}/*",
+            *args,
+        ]
+
+    def up(self) -> None:
+        ensure_packages({"java": "openjdk-17-jre-headless"})
+        self.home.mkdir(parents=True, exist_ok=True)
+        self._fetch_jars()
+        template = (ROOT / "infra" / "kafka" / "server.properties").read_text()
+        self.config.write_text(
+            template.format(
+                port=KAFKA_PORT,
+                controller_port=KAFKA_CONTROLLER_PORT,
+                data_dir=self.data,
+                partitions=KAFKA_PARTITIONS,
+            )
+        )
+        if not (self.data / "meta.properties").exists():
+            say(f"formatting Kafka storage in {self.data}")
+            cluster_id = hashlib.sha256(str(self.data).encode()).digest()[:16]
+            uuid = base64.urlsafe_b64encode(cluster_id).decode().rstrip("=")
+            subprocess.run(
+                self._java("kafka.tools.StorageTool", "format", "-t", uuid, "-c", str(self.config)),
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        if self.running():
+            return
+        if port_open(KAFKA_PORT) or port_open(KAFKA_CONTROLLER_PORT):
+            raise InfraError(
+                f"port {KAFKA_PORT} or {KAFKA_CONTROLLER_PORT} is taken; set PLATFORM_KAFKA_PORT and "
+                "PLATFORM_KAFKA_CONTROLLER_PORT to free ones"
+            )
+        self.start()
+
+    def start(self) -> None:
+        """Start the broker process (storage already formatted) and wait for its port."""
+        say(f"starting Kafka on 127.0.0.1:{KAFKA_PORT}")
+        with self.log.open("ab") as log:
+            process = subprocess.Popen(
+                self._java("kafka.Kafka", str(self.config)),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        self.pidfile.write_text(str(process.pid))
+        wait_for(
+            lambda: port_open(KAFKA_PORT) or process.poll() is not None, what="Kafka", timeout=90, log=self.log
+        )
+        if process.poll() is not None:
+            raise InfraError(f"Kafka exited with {process.returncode}; see {self.log}")
+
+    def kill(self) -> None:
+        """SIGKILL the broker: what the fault tests do to it."""
+        pid = read_pid(self.pidfile)
+        if pid:
+            stop_pid(pid, sig=signal.SIGKILL, timeout=10)
+
+    def down(self) -> None:
+        pid = read_pid(self.pidfile)
+        if pid:
+            say("stopping Kafka")
+            stop_pid(pid, timeout=60)
+
+    def status(self) -> str:
+        return f"127.0.0.1:{KAFKA_PORT}" if self.running() else "stopped"
+
+
+def components() -> list[Postgres | Redis | Kafka]:
+    return [Postgres(), Redis(), Kafka()]
+
+
+def main(argv: list[str]) -> int:
+    """`python infra/components.py up|down|status`: the same as `manage_all.py infra ...` minus topics."""
+    action = argv[0] if argv else "status"
+    for component in components():
+        if action == "up":
+            component.up()
+        elif action == "down":
+            component.down()
+        print(f"{component.name:10} {component.status()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,1 @@
+"""Operators' views of order_svc's orders app."""

@@ -1,0 +1,1 @@
+"""Tables of order_svc's orders app."""

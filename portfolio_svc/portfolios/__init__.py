@@ -1,0 +1,1 @@
+"""Paper portfolios, balances, reservations and settlement."""

@@ -1,0 +1,1 @@
+"""Operators' views of portfolio_svc's portfolios app."""

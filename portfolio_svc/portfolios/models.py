@@ -1,0 +1,1 @@
+"""Tables of portfolio_svc's portfolios app."""

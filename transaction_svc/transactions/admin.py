@@ -1,0 +1,1 @@
+"""Operators' views of transaction_svc's transactions app."""

@@ -1,0 +1,1 @@
+"""Tables of transaction_svc's transactions app."""

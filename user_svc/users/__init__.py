@@ -1,0 +1,1 @@
+"""Accounts, JWT issuing and user-events."""
