@@ -62,7 +62,9 @@ def bootstrap() -> None:
     subprocess.run([*pip, "install", "-q", "--upgrade", "pip"], check=True)
     result = subprocess.run([*pip, "install", "-q", *deps, "-e", str(ROOT / "common")], check=False)
     if result.returncode != 0:
-        sys.exit("[bootstrap] pip failed; check that PyPI is reachable, then run `python3 manage_all.py bootstrap`")
+        sys.exit(
+            "[bootstrap] pip failed; check that PyPI is reachable, then run `python3 manage_all.py bootstrap`"
+        )
     marker.write_text(digest)
 
 
@@ -275,7 +277,9 @@ def up(args: argparse.Namespace) -> int:
     print(f"[up] starting {len(table)} processes under honcho ({procfile})", flush=True)
     honcho = subprocess.Popen([str(VENV / "bin" / "honcho"), "-f", str(procfile), "-d", str(ROOT), "start"])
     try:
-        statuses = wait_ready({svc: f"http://127.0.0.1:{port}/readyz" for svc, port in WEB_PORTS.items()}, 120)
+        statuses = wait_ready(
+            {svc: f"http://127.0.0.1:{port}/readyz" for svc, port in WEB_PORTS.items()}, 120
+        )
         print("\n[up] the platform is running (Ctrl-C stops every process; infra keeps running):")
         print(f"  {'service':16} {'API':32} {'admin':34} ready")
         for svc, port in WEB_PORTS.items():
@@ -316,7 +320,7 @@ def _pytest_suite(name: str, cwd: Path, env: dict[str, str], extra: list[str]) -
     ).returncode
     result = SuiteResult(name, ok=code == 0, seconds=time.monotonic() - started)
     if report.exists():
-        suite = ET.parse(report).getroot()
+        suite = ET.parse(report).getroot()  # noqa: S314 - pytest's own report
         suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
         total = int(suite.get("tests", 0))
         result.failed = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
@@ -347,7 +351,8 @@ def test(args: argparse.Namespace) -> int:
         return not wanted or name in wanted
 
     if selected("lint"):
-        results.append(_command_suite("lint", [str(VENV / "bin" / "ruff"), "check", "."]))
+        ruff = str(VENV / "bin" / "ruff")
+        results.append(_command_suite("lint", ["sh", "-c", f"{ruff} check . && {ruff} format --check ."]))
     if selected("migrations"):
         started = time.monotonic()
         print("\n===== suite migrations =====", flush=True)
@@ -378,7 +383,9 @@ def test(args: argparse.Namespace) -> int:
             f"@127.0.0.1:{infra.PG_PORT}/platform_common",
         }
         # Run from the root: inside common/ its logging.py would shadow the standard library's.
-        results.append(_pytest_suite("common", ROOT, env, ["-c", "common/pytest.ini", *args.pytest_args]))
+        results.append(
+            _pytest_suite("common", ROOT, env, ["-c", "common/pytest.ini", "common/tests", *args.pytest_args])
+        )
     for svc in SERVICES:
         if selected(svc):
             results.append(_pytest_suite(svc, ROOT / svc, service_env(svc), args.pytest_args))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.urls import NoReverseMatch
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -18,6 +20,7 @@ class ApiRootView(APIView):
     authentication_classes = []
     endpoints: dict[str, str] = {}
 
+    @extend_schema(responses=OpenApiTypes.OBJECT, summary="This service's endpoints")
     def get(self, request: Request) -> Response:
         links = {}
         for label, name in {**self.endpoints, "schema": "schema", "docs": "docs"}.items():

@@ -56,7 +56,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
     body = {
         "status": "ready" if not failing else "unavailable",
         "service": settings.SERVICE_NAME,
-        "checks": {name: ("ok" if not error else error) for name, error in checks.items()},
+        "checks": {name: (error or "ok") for name, error in checks.items()},
     }
     if failing:
         body["failing"] = sorted(failing)

@@ -10,7 +10,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-_context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("log_context", default={})
+# Never mutated in place: log_context() sets a new dict, so the shared empty default is safe.
+_context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("log_context", default={})  # noqa: B039
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 

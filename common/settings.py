@@ -53,7 +53,7 @@ def service_settings(*, name: str, base_dir: Path, apps: list[str]) -> dict[str,
         if not secret_key:
             raise ImproperlyConfigured(
                 f"DJANGO_SECRET_KEY is required when PLATFORM_ENV={platform_env!r}; "
-                "set it to a long random string (python -c 'import secrets; print(secrets.token_urlsafe(50))')."
+                "set it to a long random string, e.g. from secrets.token_urlsafe(50)."
             )
     redis_url = env.str("REDIS_URL", default=f"redis://127.0.0.1:{LOCAL_REDIS_PORT}/0")
 
@@ -63,7 +63,9 @@ def service_settings(*, name: str, base_dir: Path, apps: list[str]) -> dict[str,
         "BASE_DIR": base_dir,
         "SECRET_KEY": secret_key,
         "DEBUG": env.bool("DJANGO_DEBUG", default=False),
-        "ALLOWED_HOSTS": env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"] if local else []),
+        "ALLOWED_HOSTS": env.list(
+            "DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"] if local else []
+        ),
         "CSRF_TRUSTED_ORIGINS": env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[]),
         "INSTALLED_APPS": [
             "django.contrib.admin",
@@ -161,7 +163,9 @@ def service_settings(*, name: str, base_dir: Path, apps: list[str]) -> dict[str,
             "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
             "REDOC_DIST": "SIDECAR",
         },
-        "KAFKA_BOOTSTRAP_SERVERS": env.str("KAFKA_BOOTSTRAP_SERVERS", default=f"127.0.0.1:{LOCAL_KAFKA_PORT}"),
+        "KAFKA_BOOTSTRAP_SERVERS": env.str(
+            "KAFKA_BOOTSTRAP_SERVERS", default=f"127.0.0.1:{LOCAL_KAFKA_PORT}"
+        ),
         "REDIS_URL": redis_url,
         "CELERY_BROKER_URL": env.str("CELERY_BROKER_URL", default=redis_url),
         "CELERY_TASK_DEFAULT_QUEUE": name,

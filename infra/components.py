@@ -109,7 +109,7 @@ _apt_updated = False
 
 
 def ensure_packages(needed: dict[str, str]) -> None:
-    """Install Debian packages whose program is missing; `needed` maps a program path or name to its package."""
+    """Install the Debian packages whose program is missing; `needed` maps a program to its package."""
     global _apt_updated
     missing = sorted({pkg for program, pkg in needed.items() if not _have(program)})
     if not missing:
@@ -122,7 +122,9 @@ def ensure_packages(needed: dict[str, str]) -> None:
         subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
         _apt_updated = True
     say(f"apt-get install {' '.join(missing)}...")
-    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], check=True, env=env)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], check=True, env=env
+    )
 
 
 def _have(program: str) -> bool:
@@ -160,7 +162,9 @@ class Postgres:
                 owner = pwd.getpwnam("postgres")
             for path in (self.home, self.sock, *([self.data] if self.data.exists() else [])):
                 os.chown(path, owner.pw_uid, owner.pw_gid)
-            probe = subprocess.run(["runuser", "-u", "postgres", "--", "test", "-w", str(self.home)], check=False)
+            probe = subprocess.run(
+                ["runuser", "-u", "postgres", "--", "test", "-w", str(self.home)], check=False
+            )
             if probe.returncode != 0:
                 raise InfraError(
                     f"the postgres user cannot write {self.home}; make its parent folders traversable "
@@ -208,11 +212,23 @@ class Postgres:
                 )
         if not self.running():
             if port_open(PG_PORT):
-                raise InfraError(f"port {PG_PORT} is taken by another program; set PLATFORM_PG_PORT to a free one")
+                raise InfraError(
+                    f"port {PG_PORT} is taken by another program; set PLATFORM_PG_PORT to a free one"
+                )
             say(f"starting PostgreSQL on 127.0.0.1:{PG_PORT}")
             subprocess.run(
                 self._as_owner(
-                    [self._bin("pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "start"]
+                    [
+                        self._bin("pg_ctl"),
+                        "-D",
+                        str(self.data),
+                        "-l",
+                        str(self.log),
+                        "-w",
+                        "-t",
+                        "60",
+                        "start",
+                    ]
                 ),
                 check=True,
                 stdout=subprocess.DEVNULL,
@@ -292,7 +308,9 @@ class Redis:
         if self.running():
             return
         if port_open(REDIS_PORT):
-            raise InfraError(f"port {REDIS_PORT} is taken by another program; set PLATFORM_REDIS_PORT to a free one")
+            raise InfraError(
+                f"port {REDIS_PORT} is taken by another program; set PLATFORM_REDIS_PORT to a free one"
+            )
         say(f"starting Redis on 127.0.0.1:{REDIS_PORT}")
         subprocess.run(
             [
@@ -430,7 +448,10 @@ class Kafka:
             )
         self.pidfile.write_text(str(process.pid))
         wait_for(
-            lambda: port_open(KAFKA_PORT) or process.poll() is not None, what="Kafka", timeout=90, log=self.log
+            lambda: port_open(KAFKA_PORT) or process.poll() is not None,
+            what="Kafka",
+            timeout=90,
+            log=self.log,
         )
         if process.poll() is not None:
             raise InfraError(f"Kafka exited with {process.returncode}; see {self.log}")

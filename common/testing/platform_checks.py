@@ -1,4 +1,4 @@
-"""Checks every service must pass, imported into each service's tests: real HTTP, real database, real Kafka."""
+"""Checks every service passes, imported into each service's tests: real HTTP, database and Kafka."""
 
 from __future__ import annotations
 

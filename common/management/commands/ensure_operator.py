@@ -15,7 +15,7 @@ class Command(BaseCommand):
         parser.add_argument("--password", required=True)
 
     def handle(self, *args: object, email: str, password: str, **options: object) -> None:
-        User = get_user_model()  # noqa: N806 - Django's own idiom
+        User = get_user_model()
         lookup = {User.USERNAME_FIELD: email if User.USERNAME_FIELD == "email" else email.split("@")[0]}
         with transaction.atomic():
             user = User.objects.filter(**lookup).first()

@@ -1,0 +1,92 @@
+"""Cross-service tests: real service processes (the commands `manage_all.py up` runs) on free ports."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+import manage_all  # noqa: E402 - the supervisor's process table is the one source of commands
+from common.testing.http import http  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class RunningProcess:
+    """One real process started from the platform's process table, with its output in a log file."""
+
+    def __init__(self, proc: manage_all.Process, log_dir: Path, extra_env: dict[str, str] | None = None):
+        self.spec = proc
+        self.log_path = log_dir / f"{proc.name}.log"
+        env = {**os.environ, **manage_all.service_env(proc.service), **proc.env, **(extra_env or {})}
+        with self.log_path.open("ab") as log:
+            self.popen = subprocess.Popen(
+                proc.command,
+                cwd=ROOT / proc.service,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
+        if self.popen.poll() is not None:
+            return
+        os.killpg(self.popen.pid, sig)
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def wait_http(url: str, *, status: int = 200, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = http("GET", url, timeout=5)
+            if last.status == status:
+                return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"{url} did not answer {status} within {timeout}s (last: {last and last.status})")
+
+
+@pytest.fixture(scope="session")
+def log_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("process-logs")
+
+
+@pytest.fixture(scope="session")
+def web_servers(log_dir) -> Iterator[dict[str, str]]:
+    """Every service's web server (gunicorn, as `up` runs it) on a free port: service -> base URL."""
+    ports = {svc: [free_port()] for svc in manage_all.SERVICES}
+    table = [p for p in manage_all.process_table(ports=ports) if p.name.endswith("_web")]
+    running = [RunningProcess(p, log_dir) for p in table]
+    urls = {svc: f"http://127.0.0.1:{ports[svc][0]}" for svc in manage_all.SERVICES}
+    try:
+        for url in urls.values():
+            wait_http(f"{url}/healthz", timeout=60)
+        yield urls
+    finally:
+        for proc in running:
+            proc.stop()
