@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -276,6 +277,10 @@ def up(args: argparse.Namespace) -> int:
     write_procfile(table, procfile)
     print(f"[up] starting {len(table)} processes under honcho ({procfile})", flush=True)
     honcho = subprocess.Popen([str(VENV / "bin" / "honcho"), "-f", str(procfile), "-d", str(ROOT), "start"])
+    # Ctrl-C reaches honcho through the terminal; a SIGTERM or SIGHUP sent to this process is passed on,
+    # so no web server, worker or consumer outlives the supervisor.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda signum, frame: honcho.send_signal(signal.SIGTERM))
     try:
         statuses = wait_ready(
             {svc: f"http://127.0.0.1:{port}/readyz" for svc, port in WEB_PORTS.items()}, 120
