@@ -49,9 +49,7 @@ def _dependencies() -> list[str]:
 def bootstrap() -> None:
     """Create .venv and install the pinned set (and common/, editable) when missing or changed."""
     deps = _dependencies()
-    digest = hashlib.sha256(
-        json.dumps(deps).encode() + (ROOT / "common" / "pyproject.toml").read_bytes()
-    ).hexdigest()
+    digest = hashlib.sha256(json.dumps(deps).encode() + (ROOT / "common" / "pyproject.toml").read_bytes()).hexdigest()
     marker = VENV / ".platform-deps"
     if PY.exists() and marker.exists() and marker.read_text() == digest:
         return
@@ -63,9 +61,7 @@ def bootstrap() -> None:
     subprocess.run([*pip, "install", "-q", "--upgrade", "pip"], check=True)
     result = subprocess.run([*pip, "install", "-q", *deps, "-e", str(ROOT / "common")], check=False)
     if result.returncode != 0:
-        sys.exit(
-            "[bootstrap] pip failed; check that PyPI is reachable, then run `python3 manage_all.py bootstrap`"
-        )
+        sys.exit("[bootstrap] pip failed; check that PyPI is reachable, then run `python3 manage_all.py bootstrap`")
     marker.write_text(digest)
 
 
@@ -282,9 +278,7 @@ def up(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda signum, frame: honcho.send_signal(signal.SIGTERM))
     try:
-        statuses = wait_ready(
-            {svc: f"http://127.0.0.1:{port}/readyz" for svc, port in WEB_PORTS.items()}, 120
-        )
+        statuses = wait_ready({svc: f"http://127.0.0.1:{port}/readyz" for svc, port in WEB_PORTS.items()}, 120)
         print("\n[up] the platform is running (Ctrl-C stops every process; infra keeps running):")
         print(f"  {'service':16} {'API':32} {'admin':34} ready")
         for svc, port in WEB_PORTS.items():

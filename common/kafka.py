@@ -66,9 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=60.0)
     args = parser.parse_args(argv)
     try:
-        created = ensure_topics(
-            args.bootstrap, all_topics(), partitions=args.partitions, timeout=args.timeout
-        )
+        created = ensure_topics(args.bootstrap, all_topics(), partitions=args.partitions, timeout=args.timeout)
     except KafkaException as exc:
         print(f"could not create topics on {args.bootstrap}: {exc}", file=sys.stderr)
         return 1

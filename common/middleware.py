@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
-from common.logging import log_context
+from common.correlation import caused_by
 
 _VALID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -23,7 +23,8 @@ class RequestIdMiddleware:
         incoming = request.headers.get(self.header, "")
         request_id = incoming if _VALID.match(incoming) else uuid.uuid4().hex
         request.request_id = request_id
-        with log_context(request_id=request_id):
+        # Events published while handling the request carry its id as their correlation id.
+        with caused_by(correlation_id=request_id, request_id=request_id):
             response = self.get_response(request)
         response[self.header] = request_id
         return response

@@ -63,9 +63,7 @@ def service_settings(*, name: str, base_dir: Path, apps: list[str]) -> dict[str,
         "BASE_DIR": base_dir,
         "SECRET_KEY": secret_key,
         "DEBUG": env.bool("DJANGO_DEBUG", default=False),
-        "ALLOWED_HOSTS": env.list(
-            "DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"] if local else []
-        ),
+        "ALLOWED_HOSTS": env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"] if local else []),
         "CSRF_TRUSTED_ORIGINS": env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[]),
         "INSTALLED_APPS": [
             "django.contrib.admin",
@@ -78,6 +76,8 @@ def service_settings(*, name: str, base_dir: Path, apps: list[str]) -> dict[str,
             "drf_spectacular",
             "drf_spectacular_sidecar",
             "common",
+            "common.outbox",
+            "common.consumers",
             *apps,
         ],
         "MIDDLEWARE": [
@@ -163,16 +163,20 @@ def service_settings(*, name: str, base_dir: Path, apps: list[str]) -> dict[str,
             "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
             "REDOC_DIST": "SIDECAR",
         },
-        "KAFKA_BOOTSTRAP_SERVERS": env.str(
-            "KAFKA_BOOTSTRAP_SERVERS", default=f"127.0.0.1:{LOCAL_KAFKA_PORT}"
-        ),
+        "KAFKA_BOOTSTRAP_SERVERS": env.str("KAFKA_BOOTSTRAP_SERVERS", default=f"127.0.0.1:{LOCAL_KAFKA_PORT}"),
         "REDIS_URL": redis_url,
         "CELERY_BROKER_URL": env.str("CELERY_BROKER_URL", default=redis_url),
         "CELERY_TASK_DEFAULT_QUEUE": name,
         "CELERY_TASK_IGNORE_RESULT": True,
         "CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP": True,
         "CELERY_WORKER_HIJACK_ROOT_LOGGER": False,
-        "CELERY_BEAT_SCHEDULE": {},
+        "CELERY_BEAT_SCHEDULE": {
+            # The relay is triggered after every publishing commit; the sweep catches any lost trigger.
+            "outbox-sweep": {"task": "common.outbox.tasks.sweep_outbox", "schedule": 1.0},
+            "outbox-purge": {"task": "common.outbox.tasks.purge_outbox", "schedule": 3600.0},
+        },
+        "OUTBOX_DELIVERY_TIMEOUT_S": env.float("OUTBOX_DELIVERY_TIMEOUT_S", default=30.0),
+        "OUTBOX_RETENTION_HOURS": env.float("OUTBOX_RETENTION_HOURS", default=24.0),
         "LOGGING": {
             "version": 1,
             "disable_existing_loggers": False,

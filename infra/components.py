@@ -122,9 +122,7 @@ def ensure_packages(needed: dict[str, str]) -> None:
         subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
         _apt_updated = True
     say(f"apt-get install {' '.join(missing)}...")
-    subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], check=True, env=env
-    )
+    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], check=True, env=env)
 
 
 def _have(program: str) -> bool:
@@ -162,9 +160,7 @@ class Postgres:
                 owner = pwd.getpwnam("postgres")
             for path in (self.home, self.sock, *([self.data] if self.data.exists() else [])):
                 os.chown(path, owner.pw_uid, owner.pw_gid)
-            probe = subprocess.run(
-                ["runuser", "-u", "postgres", "--", "test", "-w", str(self.home)], check=False
-            )
+            probe = subprocess.run(["runuser", "-u", "postgres", "--", "test", "-w", str(self.home)], check=False)
             if probe.returncode != 0:
                 raise InfraError(
                     f"the postgres user cannot write {self.home}; make its parent folders traversable "
@@ -212,9 +208,7 @@ class Postgres:
                 )
         if not self.running():
             if port_open(PG_PORT):
-                raise InfraError(
-                    f"port {PG_PORT} is taken by another program; set PLATFORM_PG_PORT to a free one"
-                )
+                raise InfraError(f"port {PG_PORT} is taken by another program; set PLATFORM_PG_PORT to a free one")
             say(f"starting PostgreSQL on 127.0.0.1:{PG_PORT}")
             subprocess.run(
                 self._as_owner(
@@ -308,9 +302,7 @@ class Redis:
         if self.running():
             return
         if port_open(REDIS_PORT):
-            raise InfraError(
-                f"port {REDIS_PORT} is taken by another program; set PLATFORM_REDIS_PORT to a free one"
-            )
+            raise InfraError(f"port {REDIS_PORT} is taken by another program; set PLATFORM_REDIS_PORT to a free one")
         say(f"starting Redis on 127.0.0.1:{REDIS_PORT}")
         subprocess.run(
             [

@@ -1,18 +1,20 @@
-"""Pytest plugin shared by every suite: Kafka helpers against the real local broker."""
+"""Pytest plugin shared by every suite: the real local broker and single-use topics on it."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
+from common.testing.kafka import create_topics, delete_topics
+from common.topics import dlq
+
 
 @pytest.fixture
 def kafka_bootstrap() -> str:
     """The real broker the run started (manage_all.py test starts it; so does `infra up`)."""
-    import os
-
     from common.settings import LOCAL_KAFKA_PORT
 
     return os.environ.get("KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{LOCAL_KAFKA_PORT}")
@@ -20,11 +22,8 @@ def kafka_bootstrap() -> str:
 
 @pytest.fixture
 def kafka_topic(kafka_bootstrap: str) -> Iterator[str]:
-    """A fresh single-use topic (3 partitions), deleted afterwards."""
-    from confluent_kafka.admin import AdminClient, NewTopic
-
+    """A fresh topic with 3 partitions and its dead-letter topic, deleted afterwards."""
     name = f"test-{uuid.uuid4().hex[:12]}"
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
-    admin.create_topics([NewTopic(name, num_partitions=3, replication_factor=1)])[name].result(timeout=30)
+    create_topics(kafka_bootstrap, name, dlq(name))
     yield name
-    admin.delete_topics([name])[name].result(timeout=30)
+    delete_topics(kafka_bootstrap, name, dlq(name))

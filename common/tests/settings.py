@@ -9,3 +9,5 @@ BASE_DIR = Path(__file__).resolve().parent
 globals().update(service_settings(name="platform_common", base_dir=BASE_DIR, apps=["common.tests"]))
 ROOT_URLCONF = "common.tests.urls"
 WSGI_APPLICATION = None
+PLATFORM_CONSUMERS = "common.tests.handlers.CONSUMERS"
+OUTBOX_DELIVERY_TIMEOUT_S = 5.0

@@ -24,9 +24,7 @@ def test_each_service_is_live_and_ready_over_http(web_servers, service):
 def test_readyz_names_the_database_when_it_is_unreachable(log_dir):
     port = free_port()
     proc = next(
-        p
-        for p in manage_all.process_table(ports={s: [port] for s in manage_all.SERVICES})
-        if p.name == "order_svc_web"
+        p for p in manage_all.process_table(ports={s: [port] for s in manage_all.SERVICES}) if p.name == "order_svc_web"
     )
     dead_db = manage_all.infra.database_url("order_svc").replace(f":{manage_all.infra.PG_PORT}/", ":9/")
     server = RunningProcess(proc, log_dir, extra_env={"DATABASE_URL": dead_db})

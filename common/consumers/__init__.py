@@ -1,0 +1,1 @@
+"""Idempotent Kafka consumers: inbox dedup, handler and offset in order, dead letters through the outbox."""

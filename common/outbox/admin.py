@@ -1,0 +1,53 @@
+"""Operators' view of the outbox: what is pending, failed or published, and a "retry now" action."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest
+
+from common.outbox.models import OutboxMessage
+from common.outbox.tasks import relay_outbox
+
+
+class StateFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [("pending", "pending"), ("failed", "failed"), ("published", "published")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "pending":
+            return queryset.filter(published_at__isnull=True, attempts=0)
+        if self.value() == "failed":
+            return queryset.filter(published_at__isnull=True, attempts__gt=0)
+        if self.value() == "published":
+            return queryset.filter(published_at__isnull=False)
+        return queryset
+
+
+@admin.register(OutboxMessage)
+class OutboxMessageAdmin(admin.ModelAdmin):
+    list_display = ["id", "event_type", "topic", "key", "state", "attempts", "created_at", "published_at"]
+    list_filter = [StateFilter, "topic", "event_type"]
+    search_fields = ["event_id", "key"]
+    readonly_fields = [f.name for f in OutboxMessage._meta.fields] + ["payload_text"]
+    exclude = ["payload"]
+    actions = ["retry_now"]
+
+    @admin.display(description="payload")
+    def payload_text(self, obj: OutboxMessage) -> str:
+        return bytes(obj.payload).decode(errors="replace")
+
+    @admin.action(description="Retry now (clear the backoff and relay)")
+    def retry_now(self, request: HttpRequest, queryset: QuerySet[OutboxMessage]) -> None:
+        count = queryset.filter(Q(published_at__isnull=True)).update(next_attempt_at=None)
+        relay_outbox.delay()
+        messages.info(request, f"{count} message(s) will be relayed now.")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False

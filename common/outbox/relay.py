@@ -1,0 +1,198 @@
+"""The relay: moves outbox rows to Kafka, oldest first, one relay per database at a time.
+
+A row is marked published only after Kafka acknowledged it (acks=all, idempotent producer). A crash
+between the acknowledgement and the mark sends the row again on the next run: delivery is at least
+once, and consumers drop the duplicate by event id. A failed delivery is written on the row (attempts,
+last error) and retried after a backoff; rows behind it wait, so per-key order holds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from confluent_kafka import KafkaException, Producer
+from django.conf import settings
+from django.db import connections
+from django.utils import timezone
+
+from common.kafka import producer_config
+
+logger = logging.getLogger(__name__)
+
+# pg_advisory_lock key: "outbox relay" (one per database, since each service has its own).
+RELAY_LOCK_KEY = 0x0B0C_5E1A
+BATCH_SIZE = 5000
+BACKOFF_BASE_S = 1.0
+BACKOFF_MAX_S = 60.0
+
+
+@dataclass
+class RelayResult:
+    sent: int = 0
+    failed: int = 0
+    locked_out: bool = False
+
+
+_producer: Producer | None = None
+_producer_pid: int | None = None
+_producer_lock = threading.Lock()
+
+
+def get_producer() -> Producer:
+    """One producer per process (made after a fork, never shared with a parent)."""
+    global _producer, _producer_pid
+    with _producer_lock:
+        if _producer is None or _producer_pid != os.getpid():
+            timeout_ms = int(getattr(settings, "OUTBOX_DELIVERY_TIMEOUT_S", 30) * 1000)
+            _producer = Producer(
+                producer_config(
+                    settings.KAFKA_BOOTSTRAP_SERVERS,
+                    **{"message.timeout.ms": timeout_ms, "client.id": f"{settings.SERVICE_NAME}-relay"},
+                )
+            )
+            _producer_pid = os.getpid()
+        return _producer
+
+
+def reset_producer() -> None:
+    global _producer
+    with _producer_lock:
+        _producer = None
+
+
+def relay_pending(*, wait_for_lock_s: float = 0.0, batch_size: int = BATCH_SIZE, using: str = "default") -> RelayResult:
+    """Relay every pending row that is due, in batches, until none is left or a delivery fails."""
+    connection = connections[using]
+    connection.ensure_connection()
+    result = RelayResult()
+    if not _acquire_lock(connection, wait_for_lock_s):
+        result.locked_out = True
+        return result
+    try:
+        while True:
+            sent, failed = _relay_batch(connection, batch_size)
+            result.sent += sent
+            result.failed += failed
+            if failed or sent < batch_size:
+                break
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [RELAY_LOCK_KEY])
+    if result.sent or result.failed:
+        logger.info("outbox relayed", extra={"sent": result.sent, "failed": result.failed})
+    return result
+
+
+def _acquire_lock(connection, wait_s: float) -> bool:
+    deadline = time.monotonic() + wait_s
+    with connection.cursor() as cursor:
+        while True:
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", [RELAY_LOCK_KEY])
+            if cursor.fetchone()[0]:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+
+
+def _relay_batch(connection, batch_size: int) -> tuple[int, int]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT id, topic, key, payload, headers, next_attempt_at FROM outbox_messages "
+            "WHERE published_at IS NULL ORDER BY id LIMIT %s",
+            [batch_size],
+        )
+        rows = cursor.fetchall()
+    now = timezone.now()
+    due = []
+    for row in rows:
+        if row[5] is not None and row[5] > now:
+            break  # the oldest pending row is backing off: nothing behind it may overtake it
+        due.append(row)
+    if not due:
+        return 0, 0
+
+    producer = get_producer()
+    errors: dict[int, str] = {}
+    acked: list[int] = []
+
+    def on_delivery(row_id: int):
+        def callback(err, _msg) -> None:
+            if err is None:
+                acked.append(row_id)
+            else:
+                errors[row_id] = str(err)
+
+        return callback
+
+    for row_id, topic, key, payload, headers, _ in due:
+        if isinstance(headers, str):  # a raw cursor hands jsonb over as text
+            headers = json.loads(headers)
+        message = {
+            "topic": topic,
+            "value": bytes(payload),
+            "key": key.encode() if key else None,
+            "headers": [(h[0], h[1]) for h in headers] if headers else None,
+            "on_delivery": on_delivery(row_id),
+        }
+        while True:
+            try:
+                producer.produce(**message)
+                break
+            except BufferError:
+                producer.poll(0.05)  # the local queue is full: let deliveries drain
+            except KafkaException as exc:
+                errors[row_id] = str(exc)
+                break
+    timeout = getattr(settings, "OUTBOX_DELIVERY_TIMEOUT_S", 30) + 5
+    if producer.flush(timeout) > 0:
+        logger.warning("outbox relay: deliveries still pending after flush; they will be retried")
+        reset_producer()  # a fresh producer next time, so late reports cannot race a retry
+    for row_id, *_ in due:
+        if row_id not in errors and row_id not in acked:
+            errors[row_id] = "no delivery report before the timeout"
+
+    with connections[connection.alias].cursor() as cursor:
+        if acked:
+            cursor.execute("UPDATE outbox_messages SET published_at = now() WHERE id = ANY(%s)", [acked])
+        if errors:
+            first = min(errors)
+            attempts = _attempts_of(cursor, first) + 1
+            delay = min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** (attempts - 1))
+            cursor.execute(
+                "UPDATE outbox_messages SET attempts = attempts + 1, last_error = %s, "
+                "next_attempt_at = now() + %s WHERE id = ANY(%s)",
+                [errors[first][:2000], timedelta(seconds=delay), list(errors)],
+            )
+            logger.warning(
+                "outbox delivery failed; retrying after backoff",
+                extra={"failed": len(errors), "error": errors[first], "retry_in_s": delay},
+            )
+    return len(acked), len(errors)
+
+
+def _attempts_of(cursor, row_id: int) -> int:
+    cursor.execute("SELECT attempts FROM outbox_messages WHERE id = %s", [row_id])
+    row = cursor.fetchone()
+    return row[0] if row else 0
+
+
+def purge_published(*, older_than: timedelta, using: str = "default", chunk: int = 10_000) -> int:
+    """Delete rows published before the retention period, in chunks; returns how many."""
+    total = 0
+    with connections[using].cursor() as cursor:
+        while True:
+            cursor.execute(
+                "DELETE FROM outbox_messages WHERE id IN (SELECT id FROM outbox_messages "
+                "WHERE published_at < now() - %s LIMIT %s)",
+                [older_than, chunk],
+            )
+            total += cursor.rowcount
+            if cursor.rowcount < chunk:
+                return total
