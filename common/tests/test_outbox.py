@@ -128,6 +128,6 @@ def test_outbox_status_fails_when_the_oldest_pending_row_is_too_old(kafka_topic,
     _publish_many(kafka_topic, 2, keys=1)
     OutboxMessage.objects.update(created_at=timezone.now() - timedelta(minutes=5))
 
-    with pytest.raises(CommandError, match="is .* old"):
+    with pytest.raises(CommandError, match=r"is .* old"):
         call_command("outbox_status", "--max-age", "60")
     assert "pending 2" in capsys.readouterr().out
