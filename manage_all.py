@@ -37,6 +37,7 @@ VENV = ROOT / ".venv"
 PY = VENV / "bin" / "python"
 SERVICES = list(infra.DATABASES)
 WEB_PORTS = {svc: 8001 + i for i, svc in enumerate(SERVICES)}
+JWT_DIR = infra.RUN / "jwt"
 
 
 # --- the virtualenv -------------------------------------------------------------------------------
@@ -74,15 +75,19 @@ def infra_env() -> dict[str, str]:
         "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{infra.KAFKA_PORT}",
         "REDIS_URL": f"redis://127.0.0.1:{infra.REDIS_PORT}/0",
         "PYTHONUNBUFFERED": "1",
+        "JWT_PUBLIC_KEY_FILE": str(JWT_DIR / "public.pem"),
     }
 
 
 def service_env(svc: str) -> dict[str, str]:
-    return {
+    env = {
         **infra_env(),
         "DJANGO_SETTINGS_MODULE": f"{svc}.settings",
         "DATABASE_URL": infra.database_url(svc),
     }
+    if svc == "user_svc":  # the only holder of the signing key
+        env["JWT_PRIVATE_KEY_FILE"] = str(JWT_DIR / "private.pem")
+    return env
 
 
 def infra_up() -> None:
@@ -106,6 +111,10 @@ def infra_up() -> None:
     if result.returncode != 0:
         raise infra.InfraError(f"Kafka topics: {result.stderr.strip()}; see {infra.Kafka().log}")
     infra.say(result.stdout.strip())
+    keys = subprocess.run(
+        [str(PY), "-m", "common.jwt_keys", "--dir", str(JWT_DIR)], check=True, capture_output=True, text=True
+    )
+    infra.say(keys.stdout.strip())
 
 
 def infra_down() -> None:

@@ -36,6 +36,21 @@ def local_database_url(service: str) -> str:
     return f"postgres://{service}:{service}-local@127.0.0.1:{LOCAL_PG_PORT}/{database}"
 
 
+def _read_key(name: str, base_dir: Path, local_file: str | None) -> str:
+    """A PEM key from NAME, or from the file NAME_FILE, or (local mode) from .run/jwt/ beside the services."""
+    if value := env.str(name, default=""):
+        return value
+    path = env.str(f"{name}_FILE", default="")
+    if not path and local_file:
+        path = str(base_dir.parent / ".run" / "jwt" / local_file)
+    try:
+        return Path(path).read_text() if path else ""
+    except FileNotFoundError:
+        if env.str(f"{name}_FILE", default=""):
+            raise ImproperlyConfigured(f"{name}_FILE points at {path}, which does not exist") from None
+        return ""
+
+
 def service_settings(*, name: str, base_dir: Path, apps: list[str]) -> dict[str, Any]:
     """Every setting a service shares with the others, read from the environment.
 
@@ -151,7 +166,7 @@ def service_settings(*, name: str, base_dir: Path, apps: list[str]) -> dict[str,
                 "rest_framework.renderers.BrowsableAPIRenderer",
             ],
             "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-            "DEFAULT_AUTHENTICATION_CLASSES": [],
+            "DEFAULT_AUTHENTICATION_CLASSES": ["common.auth.JWTAuthentication"],
             "COERCE_DECIMAL_TO_STRING": True,
         },
         "SPECTACULAR_SETTINGS": {
@@ -163,6 +178,10 @@ def service_settings(*, name: str, base_dir: Path, apps: list[str]) -> dict[str,
             "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
             "REDOC_DIST": "SIDECAR",
         },
+        # Tokens are issued by user_svc (RS256) and verified by every service with the public key alone.
+        "JWT_PUBLIC_KEY": _read_key("JWT_PUBLIC_KEY", base_dir, "public.pem" if local else None),
+        "JWT_ISSUER": env.str("JWT_ISSUER", default="paper-trading/user_svc"),
+        "JWT_AUDIENCE": env.str("JWT_AUDIENCE", default="paper-trading"),
         "KAFKA_BOOTSTRAP_SERVERS": env.str("KAFKA_BOOTSTRAP_SERVERS", default=f"127.0.0.1:{LOCAL_KAFKA_PORT}"),
         "REDIS_URL": redis_url,
         "CELERY_BROKER_URL": env.str("CELERY_BROKER_URL", default=redis_url),
