@@ -36,7 +36,7 @@ def local_database_url(service: str) -> str:
     return f"postgres://{service}:{service}-local@127.0.0.1:{LOCAL_PG_PORT}/{database}"
 
 
-def _read_key(name: str, base_dir: Path, local_file: str | None) -> str:
+def read_pem_key(name: str, base_dir: Path, local_file: str | None) -> str:
     """A PEM key from NAME, or from the file NAME_FILE, or (local mode) from .run/jwt/ beside the services."""
     if value := env.str(name, default=""):
         return value
@@ -179,7 +179,7 @@ def service_settings(*, name: str, base_dir: Path, apps: list[str]) -> dict[str,
             "REDOC_DIST": "SIDECAR",
         },
         # Tokens are issued by user_svc (RS256) and verified by every service with the public key alone.
-        "JWT_PUBLIC_KEY": _read_key("JWT_PUBLIC_KEY", base_dir, "public.pem" if local else None),
+        "JWT_PUBLIC_KEY": read_pem_key("JWT_PUBLIC_KEY", base_dir, "public.pem" if local else None),
         "JWT_ISSUER": env.str("JWT_ISSUER", default="paper-trading/user_svc"),
         "JWT_AUDIENCE": env.str("JWT_AUDIENCE", default="paper-trading"),
         "KAFKA_BOOTSTRAP_SERVERS": env.str("KAFKA_BOOTSTRAP_SERVERS", default=f"127.0.0.1:{LOCAL_KAFKA_PORT}"),
