@@ -72,6 +72,7 @@ class ConsumerStats:
     dead_lettered: int = 0
     batches: int = 0
     retried_batches: int = 0
+    first_batch_at: float | None = None  # time.monotonic() when the first batch arrived (benchmarks)
 
 
 @dataclass
@@ -138,6 +139,8 @@ class ConsumerRunner:
                         break
                     continue
                 idle_since = time.monotonic()
+                if self.stats.first_batch_at is None:
+                    self.stats.first_batch_at = idle_since
                 self.handle_messages(messages)
                 self._commit_offsets(messages)
                 if max_messages is not None and self.stats.received >= max_messages:

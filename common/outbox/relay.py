@@ -67,7 +67,12 @@ def reset_producer() -> None:
 
 
 def relay_pending(*, wait_for_lock_s: float = 0.0, batch_size: int = BATCH_SIZE, using: str = "default") -> RelayResult:
-    """Relay every pending row that is due, in batches, until none is left or a delivery fails."""
+    """Relay every pending row that is due, oldest first, until none is left or a delivery fails.
+
+    Batches are pipelined: the next batch is read and handed to the producer while Kafka acknowledges the
+    previous one, and acknowledged rows are marked as the acks arrive. After a failure nothing more is
+    produced in this run, so rows behind a failed one never overtake it.
+    """
     connection = connections[using]
     connection.ensure_connection()
     result = RelayResult()
@@ -75,12 +80,7 @@ def relay_pending(*, wait_for_lock_s: float = 0.0, batch_size: int = BATCH_SIZE,
         result.locked_out = True
         return result
     try:
-        while True:
-            sent, failed = _relay_batch(connection, batch_size)
-            result.sent += sent
-            result.failed += failed
-            if failed or sent < batch_size:
-                break
+        _relay_all(connection, batch_size, result)
     finally:
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_unlock(%s)", [RELAY_LOCK_KEY])
@@ -101,80 +101,105 @@ def _acquire_lock(connection, wait_s: float) -> bool:
             time.sleep(0.02)
 
 
-def _relay_batch(connection, batch_size: int) -> tuple[int, int]:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT id, topic, key, payload, headers, next_attempt_at FROM outbox_messages "
-            "WHERE published_at IS NULL ORDER BY id LIMIT %s",
-            [batch_size],
-        )
-        rows = cursor.fetchall()
-    now = timezone.now()
-    due = []
-    for row in rows:
-        if row[5] is not None and row[5] > now:
-            break  # the oldest pending row is backing off: nothing behind it may overtake it
-        due.append(row)
-    if not due:
-        return 0, 0
-
+def _relay_all(connection, batch_size: int, result: RelayResult) -> None:
     producer = get_producer()
-    errors: dict[int, str] = {}
     acked: list[int] = []
+    errors: dict[int, str] = {}
+    produced: list[int] = []
+    acked_ever: set[int] = set()
 
     def on_delivery(row_id: int):
         def callback(err, _msg) -> None:
             if err is None:
                 acked.append(row_id)
+                acked_ever.add(row_id)
             else:
                 errors[row_id] = str(err)
 
         return callback
 
-    for row_id, topic, key, payload, headers, _ in due:
-        if isinstance(headers, str):  # a raw cursor hands jsonb over as text
-            headers = json.loads(headers)
-        message = {
-            "topic": topic,
-            "value": bytes(payload),
-            "key": key.encode() if key else None,
-            "headers": [(h[0], h[1]) for h in headers] if headers else None,
-            "on_delivery": on_delivery(row_id),
-        }
-        while True:
-            try:
-                producer.produce(**message)
-                break
-            except BufferError:
-                producer.poll(0.05)  # the local queue is full: let deliveries drain
-            except KafkaException as exc:
-                errors[row_id] = str(exc)
-                break
-    timeout = getattr(settings, "OUTBOX_DELIVERY_TIMEOUT_S", 30) + 5
-    if producer.flush(timeout) > 0:
-        logger.warning("outbox relay: deliveries still pending after flush; they will be retried")
-        reset_producer()  # a fresh producer next time, so late reports cannot race a retry
-    for row_id, *_ in due:
-        if row_id not in errors and row_id not in acked:
-            errors[row_id] = "no delivery report before the timeout"
-
-    with connections[connection.alias].cursor() as cursor:
-        if acked:
-            cursor.execute("UPDATE outbox_messages SET published_at = now() WHERE id = ANY(%s)", [acked])
-        if errors:
-            first = min(errors)
-            attempts = _attempts_of(cursor, first) + 1
-            delay = min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** (attempts - 1))
+    last_id = 0
+    with connection.cursor() as cursor:
+        while not errors:
             cursor.execute(
-                "UPDATE outbox_messages SET attempts = attempts + 1, last_error = %s, "
-                "next_attempt_at = now() + %s WHERE id = ANY(%s)",
-                [errors[first][:2000], timedelta(seconds=delay), list(errors)],
+                "SELECT id, topic, key, payload, headers, next_attempt_at FROM outbox_messages "
+                "WHERE published_at IS NULL AND id > %s ORDER BY id LIMIT %s",
+                [last_id, batch_size],
             )
-            logger.warning(
-                "outbox delivery failed; retrying after backoff",
-                extra={"failed": len(errors), "error": errors[first], "retry_in_s": delay},
-            )
-    return len(acked), len(errors)
+            rows = cursor.fetchall()
+            now = timezone.now()
+            for row_id, topic, key, payload, headers, next_attempt_at in rows:
+                if next_attempt_at is not None and next_attempt_at > now:
+                    rows = []  # the oldest pending row is backing off: nothing behind it may overtake it
+                    break
+                if isinstance(headers, str):  # a raw cursor may hand jsonb over as text
+                    headers = json.loads(headers)
+                _produce(
+                    producer,
+                    errors,
+                    row_id,
+                    topic=topic,
+                    value=bytes(payload),
+                    key=key.encode() if key else None,
+                    headers=[(h[0], h[1]) for h in headers] if headers else None,
+                    on_delivery=on_delivery(row_id),
+                )
+                produced.append(row_id)
+                last_id = row_id
+                if errors:
+                    break
+            producer.poll(0)  # serve the delivery reports that already arrived
+            _mark_published(cursor, acked, result)
+            if len(rows) < batch_size:
+                break
+
+        timeout = getattr(settings, "OUTBOX_DELIVERY_TIMEOUT_S", 30) + 5
+        if producer.flush(timeout) > 0:
+            logger.warning("outbox relay: deliveries still pending after flush; they will be retried")
+            reset_producer()  # a fresh producer next time, so late reports cannot race a retry
+        _mark_published(cursor, acked, result)
+        for row_id in produced:
+            if row_id not in acked_ever and row_id not in errors:
+                errors[row_id] = "no delivery report before the timeout"
+        if errors:
+            _record_failures(cursor, errors)
+            result.failed += len(errors)
+
+
+def _produce(producer: Producer, errors: dict[int, str], row_id: int, **message) -> None:
+    while True:
+        try:
+            producer.produce(**message)
+            return
+        except BufferError:
+            producer.poll(0.05)  # the local queue is full: let deliveries drain
+        except KafkaException as exc:
+            errors[row_id] = str(exc)
+            return
+
+
+def _mark_published(cursor, acked: list[int], result: RelayResult) -> None:
+    if not acked:
+        return
+    ids = acked[:]
+    del acked[: len(ids)]
+    cursor.execute("UPDATE outbox_messages SET published_at = now() WHERE id = ANY(%s)", [ids])
+    result.sent += len(ids)
+
+
+def _record_failures(cursor, errors: dict[int, str]) -> None:
+    first = min(errors)
+    attempts = _attempts_of(cursor, first) + 1
+    delay = min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** (attempts - 1))
+    cursor.execute(
+        "UPDATE outbox_messages SET attempts = attempts + 1, last_error = %s, "
+        "next_attempt_at = now() + %s WHERE id = ANY(%s)",
+        [errors[first][:2000], timedelta(seconds=delay), list(errors)],
+    )
+    logger.warning(
+        "outbox delivery failed; retrying after backoff",
+        extra={"failed": len(errors), "error": errors[first], "retry_in_s": delay},
+    )
 
 
 def _attempts_of(cursor, row_id: int) -> int:

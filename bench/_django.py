@@ -1,0 +1,65 @@
+"""Shared set-up of the backbone benchmarks: the test-only project of common/ on a database of its own."""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "infra"))
+
+import components as infra  # noqa: E402
+
+BENCH_DB = "platform_bench"
+
+
+def setup_django() -> str:
+    """Point the common/ test project at the bench database (created and migrated here); return bootstrap."""
+    import psycopg2
+
+    password = infra.role_password("platform_common")
+    admin = psycopg2.connect(
+        host="127.0.0.1", port=infra.PG_PORT, user="platform_common", password=password, dbname="postgres"
+    )
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB])
+        if cursor.fetchone() is None:
+            cursor.execute(f"CREATE DATABASE {BENCH_DB}")
+    admin.close()
+    bootstrap = f"127.0.0.1:{infra.KAFKA_PORT}"
+    os.environ.update(
+        DJANGO_SETTINGS_MODULE="common.tests.settings",
+        DATABASE_URL=f"postgres://platform_common:{password}@127.0.0.1:{infra.PG_PORT}/{BENCH_DB}",
+        KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+        LOG_LEVEL="WARNING",
+    )
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    return bootstrap
+
+
+def fresh_topics(bootstrap: str, *prefixes: str, partitions: int = 6) -> list[str]:
+    from common.testing.kafka import create_topics
+
+    names = [f"bench-{p}-{uuid.uuid4().hex[:8]}" for p in prefixes]
+    create_topics(bootstrap, *names, partitions=partitions)
+    return names
+
+
+def register_bench_contract() -> None:
+    from common.contracts import obj
+    from common.events import register, registered_types
+
+    if "bench.sample" not in registered_types():
+        register("bench.sample", topic=None, schema=obj({"seq": {"type": "integer"}, "pad": {"type": "string"}}))
+
+
+def progress(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
