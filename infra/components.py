@@ -27,6 +27,7 @@ REDIS_PORT = int(os.environ.get("PLATFORM_REDIS_PORT", "56379"))
 KAFKA_PORT = int(os.environ.get("PLATFORM_KAFKA_PORT", "59092"))
 KAFKA_CONTROLLER_PORT = int(os.environ.get("PLATFORM_KAFKA_CONTROLLER_PORT", "59093"))
 KAFKA_PARTITIONS = int(os.environ.get("PLATFORM_KAFKA_PARTITIONS", "6"))
+ZIPKIN_PORT = int(os.environ.get("PLATFORM_ZIPKIN_PORT", "59411"))
 
 # service -> its database; the role is named after the service and reaches only that database.
 DATABASES = {
@@ -338,6 +339,118 @@ class Redis:
         return f"127.0.0.1:{REDIS_PORT}" if self.running() else "stopped"
 
 
+def fetch_with_maven(pom: Path, target: Path, what: str) -> None:
+    """Copy the pom's dependencies (jars) into target, once per pom content."""
+    digest = hashlib.sha256(pom.read_bytes()).hexdigest()
+    marker = target / ".pom-sha256"
+    if marker.exists() and marker.read_text() == digest:
+        return
+    ensure_packages({"mvn": "maven", "java": "openjdk-17-jre-headless"})
+    say(f"fetching {what} from Maven Central (first run only)...")
+    if target.exists():
+        shutil.rmtree(target)
+    result = subprocess.run(
+        [
+            "mvn",
+            "-B",
+            "-q",
+            "-Dstyle.color=never",
+            "-f",
+            str(pom),
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={target}",
+            "-DincludeScope=runtime",
+        ],
+        check=False,
+    )
+    if result.returncode != 0:
+        raise InfraError(f"Maven could not fetch {what}; check that Maven Central is reachable")
+    marker.write_text(digest)
+
+
+class JavaService:
+    """A JVM process started in the background with its pid and log under .run/<name>/."""
+
+    name = "java"
+    port = 0
+
+    def __init__(self) -> None:
+        self.home = RUN / self.name
+        self.pidfile = self.home / f"{self.name}.pid"
+        self.log = self.home / f"{self.name}.log"
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def environment(self) -> dict[str, str]:
+        return {}
+
+    def running(self) -> bool:
+        return read_pid(self.pidfile) is not None and port_open(self.port)
+
+    def start(self) -> None:
+        say(f"starting {self.name} on 127.0.0.1:{self.port}")
+        with self.log.open("ab") as log:
+            process = subprocess.Popen(
+                self.command(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env={**os.environ, **self.environment()},
+            )
+        self.pidfile.write_text(str(process.pid))
+        wait_for(
+            lambda: port_open(self.port) or process.poll() is not None, what=self.name, timeout=90, log=self.log
+        )
+        if process.poll() is not None:
+            raise InfraError(f"{self.name} exited with {process.returncode}; see {self.log}")
+
+    def kill(self) -> None:
+        """SIGKILL the process: what the fault tests do to it."""
+        pid = read_pid(self.pidfile)
+        if pid:
+            stop_pid(pid, sig=signal.SIGKILL, timeout=10)
+
+    def down(self) -> None:
+        pid = read_pid(self.pidfile)
+        if pid:
+            say(f"stopping {self.name}")
+            stop_pid(pid, timeout=60)
+
+    def status(self) -> str:
+        return f"127.0.0.1:{self.port}" if self.running() else "stopped"
+
+
+class Zipkin(JavaService):
+    """The Zipkin server from its Maven Central exec jar, in-memory storage; its UI at /zipkin/."""
+
+    name = "zipkin"
+    port = ZIPKIN_PORT
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lib = self.home / "lib"
+        self.pom = ROOT / "infra" / "zipkin" / "pom.xml"
+
+    def command(self) -> list[str]:
+        jar = next(self.lib.glob("zipkin-server-*-exec.jar"))
+        return ["java", "-Xms128m", "-Xmx512m", "-XX:+UseSerialGC", "-jar", str(jar)]
+
+    def environment(self) -> dict[str, str]:
+        return {"QUERY_PORT": str(self.port), "STORAGE_TYPE": "mem", "MEM_MAX_SPANS": "500000"}
+
+    def up(self) -> None:
+        ensure_packages({"java": "openjdk-17-jre-headless"})
+        self.home.mkdir(parents=True, exist_ok=True)
+        fetch_with_maven(self.pom, self.lib, "the Zipkin server jar")
+        if self.running():
+            return
+        if port_open(self.port):
+            raise InfraError(f"port {self.port} is taken; set PLATFORM_ZIPKIN_PORT to a free one")
+        self.start()
+
+
 class Kafka:
     """A single-node KRaft broker from Maven Central jars on the installed JDK."""
 
@@ -356,31 +469,7 @@ class Kafka:
         return read_pid(self.pidfile) is not None and port_open(KAFKA_PORT)
 
     def _fetch_jars(self) -> None:
-        digest = hashlib.sha256(self.pom.read_bytes()).hexdigest()
-        marker = self.libs / ".pom-sha256"
-        if marker.exists() and marker.read_text() == digest:
-            return
-        ensure_packages({"mvn": "maven", "java": "openjdk-17-jre-headless"})
-        say("fetching the Kafka broker's jars from Maven Central (first run only, about a minute)...")
-        if self.libs.exists():
-            shutil.rmtree(self.libs)
-        result = subprocess.run(
-            [
-                "mvn",
-                "-B",
-                "-q",
-                "-f",
-                str(self.pom),
-                "-Dstyle.color=never",
-                "dependency:copy-dependencies",
-                f"-DoutputDirectory={self.libs}",
-                "-DincludeScope=runtime",
-            ],
-            check=False,
-        )
-        if result.returncode != 0:
-            raise InfraError("Maven could not fetch the Kafka jars; check that Maven Central is reachable")
-        marker.write_text(digest)
+        fetch_with_maven(self.pom, self.libs, "the Kafka broker's jars")
 
     def _java(self, *args: str) -> list[str]:
         return [
@@ -464,8 +553,8 @@ class Kafka:
         return f"127.0.0.1:{KAFKA_PORT}" if self.running() else "stopped"
 
 
-def components() -> list[Postgres | Redis | Kafka]:
-    return [Postgres(), Redis(), Kafka()]
+def components() -> list[Postgres | Redis | Kafka | Zipkin]:
+    return [Postgres(), Redis(), Kafka(), Zipkin()]
 
 
 def main(argv: list[str]) -> int:
