@@ -76,12 +76,15 @@ def infra_env() -> dict[str, str]:
         "REDIS_URL": f"redis://127.0.0.1:{infra.REDIS_PORT}/0",
         "PYTHONUNBUFFERED": "1",
         "JWT_PUBLIC_KEY_FILE": str(JWT_DIR / "public.pem"),
+        "ETCD_URL": f"http://127.0.0.1:{infra.ETCD_PORT}",
+        "ZIPKIN_ENDPOINT": f"http://127.0.0.1:{infra.ZIPKIN_PORT}/api/v2/spans",
     }
 
 
 def service_env(svc: str) -> dict[str, str]:
     env = {
         **infra_env(),
+        "PLATFORM_SERVICE": svc,
         "DJANGO_SETTINGS_MODULE": f"{svc}.settings",
         "DATABASE_URL": infra.database_url(svc),
     }
@@ -111,6 +114,8 @@ def infra_up() -> None:
     if result.returncode != 0:
         raise infra.InfraError(f"Kafka topics: {result.stderr.strip()}; see {infra.Kafka().log}")
     infra.say(result.stdout.strip())
+    # The gateway's routes and upstreams, from routes.toml and whatever is registered right now.
+    subprocess.run([str(PY), str(ROOT / "infra" / "gateway.py"), "render"], check=True)
     keys = subprocess.run(
         [str(PY), "-m", "common.jwt_keys", "--dir", str(JWT_DIR)], check=True, capture_output=True, text=True
     )
@@ -154,9 +159,16 @@ def run_everywhere(args: list[str], *, only: list[str] | None = None, quiet: boo
 @dataclass
 class Process:
     name: str
-    service: str
+    service: str  # its folder is the working directory; "" for the platform's own processes (root folder)
     command: list[str]
     env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def cwd(self) -> Path:
+        return ROOT / self.service if self.service else ROOT
+
+    def environment(self) -> dict[str, str]:
+        return {**(service_env(self.service) if self.service else infra_env()), **self.env}
 
 
 def process_table(*, ports: dict[str, list[int]] | None = None) -> list[Process]:
@@ -181,6 +193,9 @@ def process_table(*, ports: dict[str, list[int]] | None = None) -> list[Process]
                         "4",
                         "--graceful-timeout",
                         "10",
+                        # JSON access logs and etcd registration under a kept-alive lease
+                        "--config",
+                        "python:common.gunicorn_conf",
                     ],
                 )
             )
@@ -220,15 +235,17 @@ def process_table(*, ports: dict[str, list[int]] | None = None) -> list[Process]
                 ],
             )
         )
+    # Renders nginx's upstreams from the etcd registry whenever an instance comes or goes.
+    table.append(Process("gateway_watcher", "", [str(PY), str(ROOT / "infra" / "gateway.py"), "watch"]))
     return table
 
 
 def write_procfile(table: list[Process], path: Path) -> None:
     lines = []
     for proc in table:
-        env = " ".join(f"{k}={_shell_quote(v)}" for k, v in {**service_env(proc.service), **proc.env}.items())
+        env = " ".join(f"{k}={_shell_quote(v)}" for k, v in proc.environment().items())
         cmd = " ".join(_shell_quote(part) for part in proc.command)
-        lines.append(f"{proc.name}: cd {_shell_quote(str(ROOT / proc.service))} && exec env {env} {cmd}")
+        lines.append(f"{proc.name}: cd {_shell_quote(str(proc.cwd))} && exec env {env} {cmd}")
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -277,7 +294,11 @@ def up(args: argparse.Namespace) -> int:
         ["ensure_operator", "--email", creds["operator_email"], "--password", creds["operator_password"]],
         quiet=True,
     )
-    table = process_table()
+    ports = {svc: [port] for svc, port in WEB_PORTS.items()}
+    for svc, count in (args.scale or {}).items():
+        # extra instances take ports from 8101, 8201, ... upwards: svc index + 100 x instance number
+        ports[svc] = [WEB_PORTS[svc] + 100 * i for i in range(count)]
+    table = process_table(ports=ports)
     procfile = infra.RUN / "Procfile"
     write_procfile(table, procfile)
     print(f"[up] starting {len(table)} processes under honcho ({procfile})", flush=True)
@@ -289,6 +310,8 @@ def up(args: argparse.Namespace) -> int:
     try:
         statuses = wait_ready({svc: f"http://127.0.0.1:{port}/readyz" for svc, port in WEB_PORTS.items()}, 120)
         print("\n[up] the platform is running (Ctrl-C stops every process; infra keeps running):")
+        print(f"  gateway (one entry point)  http://127.0.0.1:{infra.GATEWAY_PORT}/   docs: /docs/")
+        print(f"  traces (Zipkin UI)         http://127.0.0.1:{infra.ZIPKIN_PORT}/zipkin/")
         print(f"  {'service':16} {'API':32} {'admin':34} ready")
         for svc, port in WEB_PORTS.items():
             base = f"http://127.0.0.1:{port}"
@@ -417,6 +440,13 @@ def test(args: argparse.Namespace) -> int:
 # --- the command line -----------------------------------------------------------------------------
 
 
+def _scale(value: str) -> tuple[str, int]:
+    service, _, count = value.partition("=")
+    if service not in SERVICES or not count.isdigit() or int(count) < 1:
+        raise argparse.ArgumentTypeError(f"expected SERVICE=N with SERVICE one of {', '.join(SERVICES)}")
+    return service, int(count)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="manage_all.py", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -426,7 +456,11 @@ def main(argv: list[str] | None = None) -> int:
     p_run = sub.add_parser("run", help="run a manage.py command in every service")
     p_run.add_argument("--only", action="append", choices=SERVICES)
     p_run.add_argument("manage_args", nargs=argparse.REMAINDER)
-    sub.add_parser("up", help="infra, migrations, demo data and every process; Ctrl-C stops")
+    p_up = sub.add_parser("up", help="infra, migrations, demo data and every process; Ctrl-C stops")
+    p_up.add_argument(
+        "--scale", type=_scale, action="append", help="run N web instances of a service, e.g. order_svc=3"
+    )
+    sub.add_parser("services", help="what is registered in etcd and whether it answers")
     p_test = sub.add_parser("test", help="every test suite against the real local infrastructure")
     p_test.add_argument(
         "--only", action="append", help="run only these suites (lint, migrations, common, <service>, e2e)"
@@ -449,7 +483,11 @@ def main(argv: list[str] | None = None) -> int:
             bootstrap()
             run_everywhere(args.manage_args, only=args.only)
         elif args.command == "up":
+            args.scale = dict(args.scale or [])
             return up(args)
+        elif args.command == "services":
+            bootstrap()
+            return subprocess.run([str(PY), str(ROOT / "infra" / "gateway.py"), "list"], check=False).returncode
         elif args.command == "test":
             return test(args)
     except infra.InfraError as exc:

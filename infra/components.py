@@ -28,6 +28,9 @@ KAFKA_PORT = int(os.environ.get("PLATFORM_KAFKA_PORT", "59092"))
 KAFKA_CONTROLLER_PORT = int(os.environ.get("PLATFORM_KAFKA_CONTROLLER_PORT", "59093"))
 KAFKA_PARTITIONS = int(os.environ.get("PLATFORM_KAFKA_PARTITIONS", "6"))
 ZIPKIN_PORT = int(os.environ.get("PLATFORM_ZIPKIN_PORT", "59411"))
+ETCD_PORT = int(os.environ.get("PLATFORM_ETCD_PORT", "52379"))
+ETCD_PEER_PORT = int(os.environ.get("PLATFORM_ETCD_PEER_PORT", "52380"))
+GATEWAY_PORT = int(os.environ.get("PLATFORM_GATEWAY_PORT", "8000"))
 
 # service -> its database; the role is named after the service and reaches only that database.
 DATABASES = {
@@ -400,9 +403,7 @@ class JavaService:
                 env={**os.environ, **self.environment()},
             )
         self.pidfile.write_text(str(process.pid))
-        wait_for(
-            lambda: port_open(self.port) or process.poll() is not None, what=self.name, timeout=90, log=self.log
-        )
+        wait_for(lambda: port_open(self.port) or process.poll() is not None, what=self.name, timeout=90, log=self.log)
         if process.poll() is not None:
             raise InfraError(f"{self.name} exited with {process.returncode}; see {self.log}")
 
@@ -553,8 +554,120 @@ class Kafka:
         return f"127.0.0.1:{KAFKA_PORT}" if self.running() else "stopped"
 
 
-def components() -> list[Postgres | Redis | Kafka | Zipkin]:
-    return [Postgres(), Redis(), Kafka(), Zipkin()]
+class Etcd:
+    """A single-member etcd (Debian's etcd-server): the registry of live service instances."""
+
+    name = "etcd"
+
+    def __init__(self) -> None:
+        self.home = RUN / "etcd"
+        self.pidfile = self.home / "etcd.pid"
+        self.log = self.home / "etcd.log"
+
+    def running(self) -> bool:
+        return read_pid(self.pidfile) is not None and port_open(ETCD_PORT)
+
+    def up(self) -> None:
+        ensure_packages({"etcd": "etcd-server"})
+        self.home.mkdir(parents=True, exist_ok=True)
+        if self.running():
+            return
+        if port_open(ETCD_PORT) or port_open(ETCD_PEER_PORT):
+            raise InfraError(
+                f"port {ETCD_PORT} or {ETCD_PEER_PORT} is taken; set PLATFORM_ETCD_PORT and PLATFORM_ETCD_PEER_PORT"
+            )
+        say(f"starting etcd on 127.0.0.1:{ETCD_PORT}")
+        client, peer = f"http://127.0.0.1:{ETCD_PORT}", f"http://127.0.0.1:{ETCD_PEER_PORT}"
+        with self.log.open("ab") as log:
+            process = subprocess.Popen(
+                [
+                    "etcd",
+                    "--name",
+                    "platform",
+                    "--data-dir",
+                    str(self.home / "data"),
+                    "--listen-client-urls",
+                    client,
+                    "--advertise-client-urls",
+                    client,
+                    "--listen-peer-urls",
+                    peer,
+                    "--initial-advertise-peer-urls",
+                    peer,
+                    "--initial-cluster",
+                    f"platform={peer}",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        self.pidfile.write_text(str(process.pid))
+        wait_for(lambda: port_open(ETCD_PORT) or process.poll() is not None, what="etcd", timeout=30, log=self.log)
+        if process.poll() is not None:
+            raise InfraError(f"etcd exited with {process.returncode}; see {self.log}")
+
+    def down(self) -> None:
+        pid = read_pid(self.pidfile)
+        if pid:
+            say("stopping etcd")
+            stop_pid(pid)
+
+    def status(self) -> str:
+        return f"127.0.0.1:{ETCD_PORT}" if self.running() else "stopped"
+
+
+class Gateway:
+    """nginx as the API gateway on 127.0.0.1:GATEWAY_PORT; its upstreams follow the etcd registry."""
+
+    name = "gateway"
+
+    def __init__(self) -> None:
+        self.home = RUN / "nginx"
+        self.conf = self.home / "nginx.conf"
+        self.pidfile = self.home / "nginx.pid"
+
+    def _nginx(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["nginx", "-c", str(self.conf), "-p", str(self.home), *args], check=False, capture_output=True, text=True
+        )
+
+    def running(self) -> bool:
+        return read_pid(self.pidfile) is not None and port_open(GATEWAY_PORT)
+
+    def up(self) -> None:
+        ensure_packages({"nginx": "nginx"})
+        import gateway
+
+        self.home.mkdir(parents=True, exist_ok=True)
+        if self.running():
+            return  # its upstreams belong to the watcher: never reset them here
+        gateway.render(None)  # the routes; upstreams stay as last rendered (or empty on a first start)
+        if port_open(GATEWAY_PORT):
+            raise InfraError(f"port {GATEWAY_PORT} is taken; set PLATFORM_GATEWAY_PORT to a free one")
+        say(f"starting the nginx gateway on 127.0.0.1:{GATEWAY_PORT}")
+        result = self._nginx()
+        if result.returncode != 0:
+            raise InfraError(f"nginx did not start: {result.stderr.strip()}")
+        wait_for(lambda: port_open(GATEWAY_PORT), what="nginx", timeout=20, log=self.home / "error.log")
+
+    def reload(self) -> None:
+        result = self._nginx("-s", "reload")
+        if result.returncode != 0:
+            raise InfraError(f"nginx reload failed: {result.stderr.strip()}")
+
+    def down(self) -> None:
+        pid = read_pid(self.pidfile)
+        if pid:
+            say("stopping the nginx gateway")
+            stop_pid(pid)
+
+    def status(self) -> str:
+        return f"127.0.0.1:{GATEWAY_PORT}" if self.running() else "stopped"
+
+
+def components() -> list[Postgres | Redis | Kafka | Zipkin | Etcd | Gateway]:
+    return [Postgres(), Redis(), Kafka(), Zipkin(), Etcd(), Gateway()]
 
 
 def main(argv: list[str]) -> int:

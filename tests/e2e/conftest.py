@@ -32,11 +32,11 @@ class RunningProcess:
     def __init__(self, proc: manage_all.Process, log_dir: Path, extra_env: dict[str, str] | None = None):
         self.spec = proc
         self.log_path = log_dir / f"{proc.name}.log"
-        env = {**os.environ, **manage_all.service_env(proc.service), **proc.env, **(extra_env or {})}
+        env = {**os.environ, **proc.environment(), **(extra_env or {})}
         with self.log_path.open("ab") as log:
             self.popen = subprocess.Popen(
                 proc.command,
-                cwd=ROOT / proc.service,
+                cwd=proc.cwd,
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
