@@ -38,6 +38,16 @@ PY = VENV / "bin" / "python"
 SERVICES = list(infra.DATABASES)
 WEB_PORTS = {svc: 8001 + i for i, svc in enumerate(SERVICES)}
 JWT_DIR = infra.RUN / "jwt"
+SYMBOLS = ["BTCUSDT", "ETHUSDT", "XRPETH", "BNBUSDT"]
+# (service, consumer name) of every consumer group `up` runs: `manage.py consume <name>` in that service.
+CONSUMERS = [
+    ("portfolio_svc", "user-events"),
+    ("portfolio_svc", "portfolio-commands"),
+    ("portfolio_svc", "order-events"),
+    ("portfolio_svc", "market-data"),
+    ("analytics_svc", "candles"),
+    ("transaction_svc", "order-events"),
+]
 
 
 # --- the virtualenv -------------------------------------------------------------------------------
@@ -90,6 +100,8 @@ def service_env(svc: str) -> dict[str, str]:
     }
     if svc == "user_svc":  # the only holder of the signing key
         env["JWT_PRIVATE_KEY_FILE"] = str(JWT_DIR / "private.pem")
+        # Behind the gateway the client's address is the last X-Forwarded-For hop nginx appends.
+        env["LOGIN_THROTTLE_TRUSTED_PROXIES"] = "1"
     return env
 
 
@@ -235,6 +247,20 @@ def process_table(*, ports: dict[str, list[int]] | None = None) -> list[Process]
                 ],
             )
         )
+    python = str(venv_bin / "python")
+    # Consumers (one process per consumer group; run more of one to scale it up to the partition count)
+    # and the market-data feed.
+    for svc, consumer in CONSUMERS:
+        table.append(
+            Process(f"{svc}_consume_{consumer.replace('-', '_')}", svc, [python, "manage.py", "consume", consumer])
+        )
+    table.append(
+        Process(
+            "analytics_svc_feed",
+            "analytics_svc",
+            [python, "manage.py", "stream_market_data", "--source", "simulate", "--symbols", ",".join(SYMBOLS)],
+        )
+    )
     # Renders nginx's upstreams from the etcd registry whenever an instance comes or goes.
     table.append(Process("gateway_watcher", "", [str(PY), str(ROOT / "infra" / "gateway.py"), "watch"]))
     return table
@@ -259,7 +285,12 @@ def demo_credentials() -> dict[str, str]:
     path = infra.RUN / "demo-credentials.json"
     if path.exists():
         return json.loads(path.read_text())
-    creds = {"operator_email": "operator@example.com", "operator_password": secrets.token_urlsafe(12)}
+    creds = {
+        "operator_email": "operator@example.com",
+        "operator_password": secrets.token_urlsafe(12),
+        "demo_email": "demo@example.com",
+        "demo_password": f"Demo-{secrets.token_urlsafe(9)}",
+    }
     path.write_text(json.dumps(creds, indent=2))
     path.chmod(0o600)
     return creds
@@ -298,6 +329,12 @@ def up(args: argparse.Namespace) -> int:
     for svc, count in (args.scale or {}).items():
         # extra instances take ports from 8101, 8201, ... upwards: svc index + 100 x instance number
         ports[svc] = [WEB_PORTS[svc] + 100 * i for i in range(count)]
+    if "demo_email" in creds:  # registered through user_svc, so its portfolio follows through user-events
+        run_everywhere(
+            ["ensure_demo_user", "--email", creds["demo_email"], "--password", creds["demo_password"]],
+            only=["user_svc"],
+            quiet=True,
+        )
     table = process_table(ports=ports)
     procfile = infra.RUN / "Procfile"
     write_procfile(table, procfile)
@@ -317,6 +354,8 @@ def up(args: argparse.Namespace) -> int:
             base = f"http://127.0.0.1:{port}"
             print(f"  {svc:16} {base + '/api/':32} {base + '/admin/':34} {statuses[svc] or 'NOT READY'}")
         print(f"  operator login (every admin): {creds['operator_email']} / {creds['operator_password']}")
+        if "demo_email" in creds:
+            print(f"  demo user (API, via POST /api/auth/login): {creds['demo_email']} / {creds['demo_password']}")
         print(f"  started in {time.monotonic() - started:.1f}s\n", flush=True)
         return honcho.wait()
     except KeyboardInterrupt:

@@ -1,1 +1,55 @@
-"""Operators' views of accounts."""
+"""Operators' views of accounts: find users by email, deactivate them (through the service), read their history."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from users import services
+from users.models import User, UserEvent
+
+
+@admin.register(User)
+class UserAdmin(admin.ModelAdmin):
+    list_display = ["email", "display_name", "is_active", "is_staff", "created_at", "last_login"]
+    list_filter = ["is_active", "is_staff", "is_superuser"]
+    search_fields = ["email", "display_name"]
+    ordering = ["-created_at"]
+    # Profile and state change through the API or the action below, so each change has its event;
+    # operators edit only admin privileges here.
+    readonly_fields = ["id", "email", "display_name", "is_active", "created_at", "updated_at", "last_login"]
+    fields = [*readonly_fields, "is_staff", "is_superuser", "groups", "user_permissions"]
+    filter_horizontal = ["groups", "user_permissions"]
+    actions = ["deactivate"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # accounts are registered through the API (or ensure_demo_user), which publishes
+
+    def has_delete_permission(self, request: HttpRequest, obj: User | None = None) -> bool:
+        return False  # an account is deactivated, never deleted: its history and events stay meaningful
+
+    @admin.action(description="Deactivate selected users (publishes user.deactivated)", permissions=["change"])
+    def deactivate(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        ids = list(queryset.filter(is_active=True).values_list("id", flat=True))
+        for user_id in ids:
+            services.user_deactivate(user_id=user_id, actor=request.user, request_id=getattr(request, "request_id", ""))
+        self.message_user(request, f"Deactivated {len(ids)} user(s).", messages.SUCCESS)
+
+
+@admin.register(UserEvent)
+class UserEventAdmin(admin.ModelAdmin):
+    list_display = ["occurred_at", "user", "kind", "actor", "request_id"]
+    list_filter = ["kind"]
+    search_fields = ["user__email", "request_id"]
+    list_select_related = ["user", "actor"]
+    date_hierarchy = "occurred_at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: UserEvent | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: UserEvent | None = None) -> bool:
+        return False

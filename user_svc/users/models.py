@@ -7,14 +7,24 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
-from django.db.models.functions import Lower
+from django.db.models.functions import Lower, Now
+from django.utils import timezone
+
+
+def normalize_email(email: str) -> str:
+    """The one spelling of an address we store and look up: trimmed and lower-cased as a whole."""
+    return BaseUserManager.normalize_email(email.strip()).lower()
 
 
 class UserManager(BaseUserManager["User"]):
     use_in_migrations = True
 
+    def get_by_natural_key(self, username: str | None) -> User:
+        # Logins and the admin find an account whatever the case the address is typed in.
+        return self.get(email=normalize_email(username or ""))
+
     def create_user(self, email: str, password: str | None = None, **fields: Any) -> User:
-        user = self.model(email=self.normalize_email(email).lower(), **fields)
+        user = self.model(email=normalize_email(email), **fields)
         user.set_password(password)
         user.save(using=self._db)
         return user
@@ -45,3 +55,38 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def __str__(self) -> str:
         return self.email
+
+
+class UserEventKind(models.TextChoices):
+    REGISTERED = "registered"
+    LOGGED_IN = "logged_in"
+    UPDATED = "updated"
+    PASSWORD_CHANGED = "password_changed"  # noqa: S105 - an event kind, not a secret
+    DEACTIVATED = "deactivated"
+
+
+class UserEvent(models.Model):
+    """One change in an account's life, with who made it and the request that did (the audit trail)."""
+
+    Kind = UserEventKind
+
+    id = models.BigAutoField(primary_key=True)
+    # PROTECT: an account with history is deactivated, never deleted, so the trail outlives it.
+    user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="events")
+    kind = models.CharField(max_length=32, choices=UserEventKind.choices)
+    # Who made the change: the user, an operator, or nobody (a command or the system).
+    actor = models.ForeignKey(User, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    request_id = models.CharField(max_length=128, blank=True, default="")
+    data = models.JSONField(default=dict, blank=True)
+    occurred_at = models.DateTimeField(default=timezone.now, db_default=Now())
+
+    class Meta:
+        db_table = "user_events"
+        ordering = ["-occurred_at", "-id"]
+        indexes = [models.Index(fields=["user", "-occurred_at"], name="user_events_user_time")]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(kind__in=UserEventKind.values), name="user_events_kind_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.user_id} at {self.occurred_at:%Y-%m-%d %H:%M:%S}"

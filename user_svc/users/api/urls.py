@@ -3,7 +3,28 @@
 from django.urls import path
 
 from common.api import ApiRootView
+from users.api import views
 
 urlpatterns = [
-    path("", ApiRootView.as_view(), name="api-root"),
+    path(
+        "",
+        ApiRootView.as_view(
+            endpoints={
+                "register": "auth-register",
+                "login": "auth-login",
+                "refresh": "auth-refresh",
+                "logout": "auth-logout",
+                "me": "users-me",
+                "password": "users-me-password",
+                "jwks": "jwks",
+            }
+        ),
+        name="api-root",
+    ),
+    path("auth/register", views.RegisterView.as_view(), name="auth-register"),
+    path("auth/login", views.LoginView.as_view(), name="auth-login"),
+    path("auth/refresh", views.RefreshView.as_view(), name="auth-refresh"),
+    path("auth/logout", views.LogoutView.as_view(), name="auth-logout"),
+    path("users/me", views.MeView.as_view(), name="users-me"),
+    path("users/me/password", views.PasswordChangeView.as_view(), name="users-me-password"),
 ]

@@ -1,0 +1,95 @@
+"""Operators' tools: the admin (search, deactivate through the service, read-only history) and ensure_demo_user."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from common.outbox.models import OutboxMessage
+from users.models import User, UserEvent
+from users.tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def operator(client):
+    staff = User.objects.create_superuser("operator-test@example.com", "Operator-Pass-123")
+    client.force_login(staff)
+    return staff
+
+
+def test_admin_finds_users_by_email(client, operator):
+    wanted = UserFactory(email="findme-admin@example.com")
+    UserFactory(email="someone-else@example.com")
+
+    page = client.get("/admin/users/user/", {"q": "FINDME"})
+
+    assert page.status_code == 200
+    assert wanted.email in page.content.decode()
+    assert "someone-else@example.com" not in page.content.decode()
+
+
+def test_admin_deactivate_action_goes_through_the_service_and_publishes(client, operator):
+    target = UserFactory()
+    bystander = UserFactory()
+
+    response = client.post(
+        "/admin/users/user/",
+        {"action": "deactivate", "_selected_action": [str(target.pk)]},
+        HTTP_X_REQUEST_ID="req-admin-1",
+    )
+
+    assert response.status_code == 302
+    target.refresh_from_db()
+    bystander.refresh_from_db()
+    assert (target.is_active, bystander.is_active) == (False, True)
+    event = UserEvent.objects.get(user=target)
+    assert (event.kind, event.actor_id, event.request_id) == ("deactivated", operator.id, "req-admin-1")
+    rows = OutboxMessage.objects.filter(event_type="user.deactivated")
+    assert [json.loads(bytes(r.payload))["data"] for r in rows] == [{"user_id": str(target.id)}]
+
+
+def test_deactivating_twice_publishes_once(client, operator):
+    target = UserFactory()
+
+    for _ in range(2):
+        client.post("/admin/users/user/", {"action": "deactivate", "_selected_action": [str(target.pk)]})
+
+    assert OutboxMessage.objects.filter(event_type="user.deactivated").count() == 1
+    assert UserEvent.objects.filter(user=target, kind="deactivated").count() == 1
+
+
+def test_user_events_and_accounts_cannot_be_added_edited_or_deleted_in_the_admin(client, operator):
+    user = UserFactory()
+    event = UserEvent.objects.create(user=user, kind="registered")
+
+    assert client.get("/admin/users/userevent/add/").status_code == 403
+    assert client.get(f"/admin/users/userevent/{event.pk}/delete/").status_code == 403
+    assert client.post(f"/admin/users/userevent/{event.pk}/change/", {"kind": "updated"}).status_code == 403
+    assert client.get("/admin/users/user/add/").status_code == 403
+    assert client.get(f"/admin/users/user/{user.pk}/delete/").status_code == 403
+    assert client.get("/admin/users/userevent/").status_code == 200
+
+
+def test_ensure_demo_user_registers_once_and_publishes_once(capsys):
+    call_command("ensure_demo_user", "--email", "Demo@Example.com", "--password", "Demo-Trader-Pass-1")
+    call_command("ensure_demo_user", "--email", "demo@example.com", "--password", "Demo-Trader-Pass-1")
+
+    user = User.objects.get()
+    assert (user.email, user.display_name) == ("demo@example.com", "Demo trader")
+    assert user.check_password("Demo-Trader-Pass-1")
+    assert OutboxMessage.objects.filter(event_type="user.registered").count() == 1
+    out = capsys.readouterr().out
+    assert "registered demo user demo@example.com" in out and "exists; left unchanged" in out
+
+
+def test_ensure_demo_user_refuses_a_weak_password_and_writes_nothing():
+    with pytest.raises(CommandError, match="too common"):
+        call_command("ensure_demo_user", "--email", "demo@example.com", "--password", "password")
+
+    assert User.objects.count() == 0
+    assert OutboxMessage.objects.count() == 0

@@ -1,0 +1,128 @@
+"""Events through the outbox to the real `user-events` topic, and concurrent token use, on a committed database."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import pytest
+from confluent_kafka import Consumer, Message, TopicPartition
+from django.db import connection
+from django.utils import timezone
+
+from common.events import Envelope
+from common.outbox import relay
+from common.outbox.models import OutboxMessage
+from common.topics import Topic
+from users import services
+from users.models import User, UserEvent
+from users.tests.factories import UserFactory, register, unique_email
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _consumer(bootstrap: str) -> Consumer:
+    return Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": f"test-reader-{uuid.uuid4().hex}", "enable.auto.commit": False}
+    )
+
+
+def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    consumer = _consumer(bootstrap)
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+    finally:
+        consumer.close()
+
+
+def read_since(bootstrap: str, topic: str, start: dict[int, int], timeout: float = 30.0) -> list[Message]:
+    """Every message written to the topic after `start`, up to its end now (shared topic: others write too)."""
+    end = end_offsets(bootstrap, topic)
+    pending = {p for p, offset in start.items() if end[p] > offset}
+    consumer = _consumer(bootstrap)
+    consumer.assign([TopicPartition(topic, p, start[p]) for p in pending])
+    received: list[Message] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while pending and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None or msg.error() is not None:
+                continue
+            received.append(msg)
+            if msg.offset() >= end[msg.partition()] - 1:
+                pending.discard(msg.partition())
+    finally:
+        consumer.close()
+    assert not pending, f"partitions {pending} of {topic} were not read to their end within {timeout}s"
+    return received
+
+
+def test_registering_publishes_exactly_one_user_registered_that_arrives_on_user_events(api, kafka_bootstrap):
+    email = unique_email()
+    start = end_offsets(kafka_bootstrap, Topic.USER_EVENTS)
+    began = timezone.now()
+
+    response = register(api, email=email, display_name="Ada", HTTP_X_REQUEST_ID="req-register-1")
+    relayed = relay.relay_pending()
+    user_id = response.json()["id"]
+    ours = [m for m in read_since(kafka_bootstrap, Topic.USER_EVENTS, start) if m.key() == user_id.encode()]
+
+    assert response.status_code == 201
+    assert (relayed.sent, relayed.failed) == (1, 0)
+    assert len(ours) == 1
+    envelope = Envelope.from_json(ours[0].value())  # validates the envelope and the data against the contract
+    assert (envelope.type, envelope.source, envelope.subject, envelope.specversion) == (
+        "user.registered",
+        "user_svc",
+        user_id,
+        "1.0",
+    )
+    assert envelope.data == {"user_id": user_id, "email": email, "display_name": "Ada"}
+    assert envelope.dataschema == "urn:platform:event:user.registered:v1"
+    assert envelope.correlationid == "req-register-1"
+    assert ("ce_type", b"user.registered") in (ours[0].headers() or [])
+    row = OutboxMessage.objects.get()
+    assert (row.event_id, row.published_at is not None) == (envelope.id, True)
+    event = UserEvent.objects.get()
+    assert (str(event.user_id), event.kind, str(event.actor_id), event.request_id) == (
+        user_id,
+        "registered",
+        user_id,
+        "req-register-1",
+    )
+    assert began <= event.occurred_at <= timezone.now() + timedelta(seconds=1)
+
+
+def test_a_registration_that_fails_validation_publishes_nothing(api):
+    response = register(api, password="password")
+
+    assert response.status_code == 400
+    assert User.objects.count() == 0
+    assert UserEvent.objects.count() == 0
+    assert OutboxMessage.objects.count() == 0
+    assert relay.relay_pending().sent == 0
+
+
+def test_two_concurrent_refreshes_with_one_token_give_exactly_one_new_pair():
+    user = UserFactory()
+    _, pair = services.user_login(email=user.email, password="Paper-Trading-Pass-42", ip="192.0.2.1")
+    barrier = threading.Barrier(2)
+
+    def attempt(_: int) -> str:
+        try:
+            barrier.wait(timeout=10)
+            services.token_refresh(refresh=pair.refresh)
+            return "refreshed"
+        except services.InvalidToken as exc:
+            return exc.code
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        outcomes = sorted(pool.map(attempt, range(2)))
+
+    assert outcomes == ["refreshed", "token_revoked"]
