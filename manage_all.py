@@ -45,6 +45,8 @@ CONSUMERS = [
     ("portfolio_svc", "portfolio-commands"),
     ("portfolio_svc", "order-events"),
     ("portfolio_svc", "market-data"),
+    ("order_svc", "balance-events"),
+    ("order_svc", "market-data"),
     ("analytics_svc", "candles"),
     ("transaction_svc", "order-events"),
 ]

@@ -6,6 +6,7 @@ import re
 import uuid
 from collections.abc import Callable
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from common.correlation import caused_by
@@ -27,4 +28,6 @@ class RequestIdMiddleware:
         with caused_by(correlation_id=request_id, request_id=request_id):
             response = self.get_response(request)
         response[self.header] = request_id
+        # Which instance answered: the gateway balances over several, and operators and tests want to know.
+        response["X-Served-By"] = f"{settings.SERVICE_NAME}@{request.get_host().split(':')[0]}:{request.get_port()}"
         return response

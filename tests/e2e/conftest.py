@@ -76,17 +76,32 @@ def log_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("process-logs")
 
 
+class WebServers(dict):
+    """service -> base URL of its web server, plus the processes, so a test can stop and restart one."""
+
+    def __init__(self, log_dir: Path):
+        ports = {svc: [free_port()] for svc in manage_all.SERVICES}
+        self.specs = {p.service: p for p in manage_all.process_table(ports=ports) if p.name.endswith("_web")}
+        self.log_dir = log_dir
+        self.processes: dict[str, RunningProcess] = {}
+        super().__init__({svc: f"http://127.0.0.1:{ports[svc][0]}" for svc in manage_all.SERVICES})
+
+    def start(self, service: str) -> None:
+        self.processes[service] = RunningProcess(self.specs[service], self.log_dir)
+        wait_http(f"{self[service]}/healthz", timeout=60)
+
+    def stop(self, service: str, sig: int = signal.SIGTERM) -> None:
+        self.processes.pop(service).stop(sig)
+
+
 @pytest.fixture(scope="session")
-def web_servers(log_dir) -> Iterator[dict[str, str]]:
-    """Every service's web server (gunicorn, as `up` runs it) on a free port: service -> base URL."""
-    ports = {svc: [free_port()] for svc in manage_all.SERVICES}
-    table = [p for p in manage_all.process_table(ports=ports) if p.name.endswith("_web")]
-    running = [RunningProcess(p, log_dir) for p in table]
-    urls = {svc: f"http://127.0.0.1:{ports[svc][0]}" for svc in manage_all.SERVICES}
+def web_servers(log_dir) -> Iterator[WebServers]:
+    """Every service's web server (gunicorn, as `up` runs it, registered in etcd) on a free port."""
+    servers = WebServers(log_dir)
     try:
-        for url in urls.values():
-            wait_http(f"{url}/healthz", timeout=60)
-        yield urls
+        for service in manage_all.SERVICES:
+            servers.start(service)
+        yield servers
     finally:
-        for proc in running:
+        for proc in servers.processes.values():
             proc.stop()

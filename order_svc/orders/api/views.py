@@ -1,0 +1,100 @@
+"""Views of the orders API: one APIView per operation, translating HTTP to services and selectors."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+from django.conf import settings
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import ParseError
+from rest_framework.pagination import CursorPagination
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from orders import selectors
+from orders.api.serializers import OrderPlaceSerializer, order_output, symbol_output
+from orders.services import order_cancel, order_place
+
+
+class DecimalJSONParser(JSONParser):
+    """JSON numbers become Decimal, never float: 0.1 stays exactly 0.1."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
+        try:
+            return json.loads(stream.read().decode(encoding), parse_float=Decimal)
+        except ValueError as exc:
+            raise ParseError(f"JSON parse error - {exc}") from None
+
+
+class OrderCursorPagination(CursorPagination):
+    ordering = ("-created_at", "-id")
+    page_size = 50
+    page_size_query_param = "limit"
+    max_page_size = 500
+
+
+class ExchangeInfoView(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes = []
+
+    @extend_schema(responses=OpenApiTypes.OBJECT, summary="Symbols and their filters (Binance's exchangeInfo)")
+    def get(self, request: Request) -> Response:
+        return Response(
+            {
+                "timezone": "UTC",
+                "serverTime": int(timezone.now().timestamp() * 1000),
+                "symbols": [symbol_output(s) for s in selectors.symbol_list()],
+            }
+        )
+
+
+class OrderListCreateView(APIView):
+    parser_classes = [DecimalJSONParser, FormParser, MultiPartParser]
+
+    @extend_schema(
+        request=OrderPlaceSerializer,
+        responses={201: OpenApiTypes.OBJECT, 200: OpenApiTypes.OBJECT},
+        summary="Place an order (the same client_order_id returns the existing order with 200)",
+    )
+    def post(self, request: Request) -> Response:
+        serializer = OrderPlaceSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        order, created = order_place(user_id=request.user.id, **serializer.validated_data)
+        order = selectors.order_get(order_id=order.id)  # as stored, with the fills an older one may have
+        return Response(order_output(order), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("symbol", str),
+            OpenApiParameter("status", str),
+            OpenApiParameter("side", str),
+            OpenApiParameter("limit", int),
+            OpenApiParameter("cursor", str),
+        ],
+        responses=OpenApiTypes.OBJECT,
+        summary="My orders, newest first (cursor pagination)",
+    )
+    def get(self, request: Request) -> Response:
+        orders = selectors.order_list(user_id=request.user.id, filters=request.query_params)
+        paginator = OrderCursorPagination()
+        page = paginator.paginate_queryset(orders, request, view=self)
+        return paginator.get_paginated_response([order_output(o) for o in page])
+
+
+class OrderDetailView(APIView):
+    @extend_schema(responses=OpenApiTypes.OBJECT, summary="One of my orders")
+    def get(self, request: Request, order_id: str) -> Response:
+        return Response(order_output(selectors.order_get(order_id=order_id, user_id=request.user.id)))
+
+    @extend_schema(responses=OpenApiTypes.OBJECT, summary="Cancel one of my open orders")
+    def delete(self, request: Request, order_id: str) -> Response:
+        order = order_cancel(order_id=order_id, user_id=request.user.id)
+        return Response(order_output(selectors.order_get(order_id=order.id)))
