@@ -18,6 +18,10 @@ import uuid
 from datetime import UTC, datetime
 from urllib.parse import urlparse
 
+# Imported here, never lazily in the lease thread: gunicorn forks its workers while that thread runs, and a
+# fork in the middle of an import leaves the child waiting forever on the module lock (of `requests`).
+import etcd3gw
+
 logger = logging.getLogger(__name__)
 
 REGISTRY_PREFIX = "/platform/services/"
@@ -36,8 +40,6 @@ class Registration:
         self._lease = None
 
     def _client(self):
-        import etcd3gw
-
         return etcd3gw.client(host=self.etcd_host, port=self.etcd_port, timeout=3)
 
     def _register(self) -> None:
@@ -89,8 +91,6 @@ def enabled() -> bool:
 
 def wait_registered(service: str, address: str, timeout: float = 10.0) -> bool:
     """True once this address is in the registry (used by tests and `up`)."""
-    import etcd3gw
-
     url = urlparse(os.environ.get("ETCD_URL", "http://127.0.0.1:52379"))
     client = etcd3gw.client(host=url.hostname, port=url.port, timeout=3)
     deadline = time.monotonic() + timeout

@@ -14,8 +14,9 @@ _registration: Registration | None = None
 
 accesslog = "-"
 access_log_format = (
-    '{"service":"%({PLATFORM_SERVICE}e)s","logger":"gunicorn.access","request_id":"%({x-request-id}o)s",'
-    '"method":"%(m)s","path":"%(U)s","status":%(s)s,"duration_ms":%(M)s,"remote":"%(h)s"}'
+    '{"service":"' + os.environ.get("PLATFORM_SERVICE", "") + '","logger":"gunicorn.access",'
+    '"request_id":"%({x-request-id}o)s","method":"%(m)s","path":"%(U)s","status":%(s)s,"duration_ms":%(M)s,'
+    '"remote":"%(h)s"}'
 )
 raw_env: list[str] = []
 
