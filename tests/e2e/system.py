@@ -1,0 +1,184 @@
+"""The whole platform as real processes (the process table of `manage_all.py up`), and a client that drives it.
+
+Tests start it once per module on free ports against the shared test infrastructure, talk to it only over
+HTTP and Kafka, and may SIGKILL and restart any of its processes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from common.events import Envelope
+from common.testing.http import HttpResult, http
+from common.testing.kafka import produce
+from tests.e2e.conftest import ROOT, RunningProcess, free_port, manage_all, wait_http
+
+KAFKA = f"127.0.0.1:{manage_all.infra.KAFKA_PORT}"
+
+
+def until(condition: Callable[[], Any], *, timeout: float, what: str, interval: float = 0.25) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+class System:
+    """Every process of the platform but the market-data feed (tests publish the trades they need)."""
+
+    def __init__(
+        self, log_dir: Path, *, env: dict[str, str] | None = None, exclude: tuple[str, ...] = ("analytics_svc_feed",)
+    ):
+        self.log_dir = log_dir
+        self.env = env or {}
+        ports = {svc: [free_port()] for svc in manage_all.SERVICES}
+        self.urls = {svc: f"http://127.0.0.1:{ports[svc][0]}" for svc in manage_all.SERVICES}
+        self.specs: dict[str, manage_all.Process] = {}
+        for proc in manage_all.process_table(ports=ports):
+            if proc.name in exclude or proc.name == "gateway_watcher":
+                continue
+            if proc.name.endswith("_beat"):  # a schedule file of this run's own, so a running `up` keeps its own
+                proc.command[proc.command.index("--schedule") + 1] = str(log_dir / f"{proc.name}-schedule")
+            self.specs[proc.name] = proc
+        self.running: dict[str, RunningProcess] = {}
+
+    @property
+    def consumers(self) -> list[str]:
+        return [name for name in self.specs if "_consume_" in name]
+
+    @property
+    def workers(self) -> list[str]:
+        return [name for name in self.specs if name.endswith("_worker")]
+
+    def migrate(self) -> None:
+        for service in manage_all.SERVICES:
+            result = subprocess.run(
+                [str(manage_all.PY), "manage.py", "migrate", "--noinput"],
+                cwd=ROOT / service,
+                env={**os.environ, **manage_all.service_env(service)},
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            assert result.returncode == 0, f"{service} migrate failed:\n{result.stdout}{result.stderr}"
+
+    def start(self, name: str) -> None:
+        self.running[name] = RunningProcess(self.specs[name], self.log_dir, extra_env=self.env)
+
+    def stop(self, name: str, sig: int = signal.SIGTERM) -> None:
+        self.running.pop(name).stop(sig)
+
+    def restart(self, name: str, sig: int = signal.SIGKILL) -> None:
+        self.stop(name, sig)
+        self.start(name)
+
+    def start_all(self) -> None:
+        self.migrate()
+        for name in self.specs:
+            self.start(name)
+        for url in self.urls.values():
+            wait_http(f"{url}/readyz", timeout=120)
+
+    def stop_all(self) -> None:
+        for name in list(self.running):
+            self.stop(name)
+
+    def logs(self, *names: str) -> str:
+        return "\n".join(f"--- {n}\n{p.log()[-4000:]}" for n, p in self.running.items() if not names or n in names)
+
+
+@dataclass
+class Trader:
+    """A user of the platform, driving it over HTTP like a client would."""
+
+    system: System
+    email: str
+    token: str
+    user_id: str
+
+    @classmethod
+    def register(cls, system: System, password: str = "Str0ng-Paper-Trading!") -> Trader:  # noqa: S107
+        email = f"trader-{uuid.uuid4().hex[:10]}@example.com"
+        users = system.urls["user_svc"]
+        created = http(
+            "POST",
+            f"{users}/api/auth/register",
+            json_body={"email": email, "password": password, "display_name": "E2E"},
+        )
+        assert created.status == 201, created.text
+        login = http("POST", f"{users}/api/auth/login", json_body={"email": email, "password": password})
+        assert login.status == 200, login.text
+        body = login.json()
+        return cls(system, email, body["access"], body["user"]["id"])
+
+    def call(self, method: str, service: str, path: str, **kwargs) -> HttpResult:
+        headers = {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
+        return http(method, f"{self.system.urls[service]}{path}", headers=headers, **kwargs)
+
+    def balances(self) -> dict[str, tuple[Decimal, Decimal]]:
+        result = self.call("GET", "portfolio_svc", "/api/balances/")
+        assert result.status == 200, result.text
+        rows = result.json()
+        rows = rows.get("results", rows) if isinstance(rows, dict) else rows
+        return {r["asset"]: (Decimal(r["available"]), Decimal(r["locked"])) for r in rows}
+
+    def wait_funded(self, timeout: float = 60) -> dict[str, tuple[Decimal, Decimal]]:
+        return until(
+            lambda: (b := self.balances()).get("USDT", (0, 0))[0] > 0 and b,
+            timeout=timeout,
+            what=f"the default portfolio of {self.email}",
+        )
+
+    def place(self, **order: Any) -> HttpResult:
+        return self.call("POST", "order_svc", "/api/orders", json_body=order)
+
+    def order(self, order_id: str) -> dict[str, Any]:
+        result = self.call("GET", "order_svc", f"/api/orders/{order_id}")
+        assert result.status == 200, result.text
+        return result.json()
+
+    def wait_status(self, order_id: str, *statuses: str, timeout: float = 60) -> dict[str, Any]:
+        return until(
+            lambda: (o := self.order(order_id))["status"] in statuses and o,
+            timeout=timeout,
+            what=f"order {order_id} to reach {statuses}",
+        )
+
+
+_trade_seq = 0
+
+
+def publish_trades(symbol: str, trades: list[tuple[str, str]], *, buyer_is_maker: bool = False) -> None:
+    """Put trades (price, qty) on the real market-data topic, as the feed would, with fresh rising ids."""
+    global _trade_seq
+    messages = []
+    for price, qty in trades:
+        _trade_seq += 1
+        now_ms = int(time.time() * 1000)
+        trade_id = time.time_ns() // 1000 + _trade_seq  # microseconds: above any id a feed has used
+        data = {
+            "e": "trade",
+            "E": now_ms,
+            "s": symbol,
+            "t": trade_id,
+            "p": price,
+            "q": qty,
+            "T": now_ms,
+            "m": buyer_is_maker,
+        }
+        envelope = Envelope.new("trade", source="e2e-feed", subject=symbol, data=data)
+        messages.append((symbol.encode(), envelope.to_json()))
+    produce(KAFKA, "market-data", messages)

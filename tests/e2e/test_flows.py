@@ -1,0 +1,131 @@
+"""What a user does, end to end, against the whole platform running as real processes.
+
+Register -> default portfolio with 10,000 USDT -> LIMIT BUY BTCUSDT -> NEW -> trades cross it -> FILLED ->
+BTC in the portfolio (fee in BTC) -> the transaction in the history and the CSV export -> SELL back ->
+candles for the traded minutes. And the unhappy paths: insufficient funds, cancel.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from decimal import Decimal
+
+import pytest
+
+from tests.e2e.system import System, Trader, publish_trades, until
+
+START = Decimal("10000")
+
+
+@pytest.fixture(scope="module")
+def system(log_dir):
+    running = System(log_dir)
+    try:
+        running.start_all()
+        yield running
+    finally:
+        running.stop_all()
+
+
+def test_buy_fill_record_sell_and_candles(system):
+    trader = Trader.register(system)
+    assert trader.wait_funded() == {"USDT": (START, Decimal("0"))}
+
+    placed = trader.place(
+        symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.01000", price="50000.00"
+    )
+    assert placed.status == 201, placed.text
+    order_id = placed.json()["orderId"]
+    trader.wait_status(order_id, "NEW")
+    assert trader.balances()["USDT"] == (START - 500, Decimal("500"))
+
+    started_ms = int(time.time() * 1000)
+    publish_trades("BTCUSDT", [("50010.00", "0.004"), ("49990.00", "0.004"), ("49980.00", "0.010")])
+    filled = trader.wait_status(order_id, "FILLED")
+
+    assert Decimal(filled["executedQty"]) == Decimal("0.01")
+    assert [Decimal(f["qty"]) for f in filled["fills"]] == [Decimal("0.004"), Decimal("0.006")]
+    assert {f["commissionAsset"] for f in filled["fills"]} == {"BTC"}
+    balances = until(
+        lambda: (b := trader.balances()).get("BTC") and b["USDT"][1] == 0 and b, timeout=30, what="settlement"
+    )
+    assert balances["BTC"] == (Decimal("0.00999"), Decimal("0"))  # 0.01 bought, 0.1% fee in BTC
+    assert balances["USDT"] == (Decimal("9500"), Decimal("0"))
+
+    history = until(
+        lambda: (
+            (r := trader.call("GET", "transaction_svc", "/api/transactions/?symbol=BTCUSDT").json())["results"]
+            and len(r["results"]) == 2
+            and r["results"]
+        ),
+        timeout=30,
+        what="the fills in the transaction history",
+    )
+    assert sorted(Decimal(t["qty"]) for t in history) == [Decimal("0.004"), Decimal("0.006")]
+    export = trader.call("GET", "transaction_svc", "/api/transactions/export.csv", headers={"Accept": "text/csv"})
+    rows = list(csv.DictReader(io.StringIO(export.text)))
+    assert export.status == 200 and len(rows) == 2
+    assert {r["side"] for r in rows} == {"BUY"} and sum(Decimal(r["fee"]) for r in rows) == Decimal("0.00001")
+
+    sell = trader.place(
+        symbol="BTCUSDT", side="SELL", type="LIMIT", timeInForce="GTC", quantity="0.00999", price="50000.00"
+    )
+    assert sell.status == 201, sell.text
+    sell_id = sell.json()["orderId"]
+    trader.wait_status(sell_id, "NEW")
+    publish_trades("BTCUSDT", [("50020.00", "0.02")])
+    trader.wait_status(sell_id, "FILLED")
+    balances = until(
+        lambda: (b := trader.balances())["BTC"][0] == 0 and b["USDT"][0] > 9500 and b, timeout=30, what="the sale"
+    )
+    # 0.00999 BTC at 50000 = 499.5 USDT, less 0.1% in USDT
+    assert balances["USDT"] == (Decimal("9999.0005"), Decimal("0"))
+    assert balances["BTC"] == (Decimal("0"), Decimal("0"))
+
+    klines = until(
+        lambda: (
+            (
+                r := trader.call(
+                    "GET", "analytics_svc", f"/api/v3/klines?symbol=BTCUSDT&interval=1m&startTime={started_ms - 60_000}"
+                )
+            ).status
+            == 200
+            and r.json()
+        ),
+        timeout=30,
+        what="candles for the traded minutes",
+    )
+    minute = started_ms - started_ms % 60_000
+    assert any(row[0] >= minute for row in klines)
+    assert sum(int(row[8]) for row in klines if row[0] >= minute) >= 4  # our four trades at least
+
+
+def test_insufficient_funds_is_rejected_and_nothing_stays_locked(system):
+    trader = Trader.register(system)
+    trader.wait_funded()
+
+    placed = trader.place(symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="1", price="50000.00")
+    assert placed.status == 201, placed.text
+    rejected = trader.wait_status(placed.json()["orderId"], "REJECTED")
+
+    assert "insufficient" in (rejected.get("rejectReason") or rejected.get("reason") or "").lower()
+    assert trader.balances()["USDT"] == (START, Decimal("0"))
+
+
+def test_cancel_gives_the_funds_back(system):
+    trader = Trader.register(system)
+    trader.wait_funded()
+    placed = trader.place(
+        symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.01", price="1000.00"
+    )
+    order_id = placed.json()["orderId"]
+    trader.wait_status(order_id, "NEW")
+    assert trader.balances()["USDT"] == (START - 10, Decimal("10"))
+
+    cancelled = trader.call("DELETE", "order_svc", f"/api/orders/{order_id}")
+
+    assert cancelled.status == 200, cancelled.text
+    assert trader.wait_status(order_id, "CANCELED")["status"] == "CANCELED"
+    until(lambda: trader.balances()["USDT"] == (START, Decimal("0")), timeout=30, what="the funds to come back")
