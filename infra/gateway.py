@@ -65,6 +65,8 @@ def render(instances: dict[str, list[str]] | None) -> bool:
             limit = "limit_req zone=auth burst=10 nodelay; " if prefix in auth else ""
             locations.append(f"location {prefix} {{ {limit}proxy_pass http://{service}; }}")
         locations.append(f"location = /docs/{service}/schema {{ proxy_pass http://{service}/api/schema/; }}")
+        # A service's liveness through the front door (the gateway's own is /healthz).
+        locations.append(f"location = /health/{service} {{ proxy_pass http://{service}/healthz; }}")
     (NGINX / "routes.conf").write_text("\n".join(locations) + "\n")
     urls = [{"name": svc, "url": f"/docs/{svc}/schema"} for svc in routes]
     (NGINX / "docs.html").write_text((TEMPLATES / "docs.html.template").read_text().format(urls=json.dumps(urls)))

@@ -48,6 +48,13 @@ def test_each_route_prefix_reaches_its_service(web_servers, watcher, service, pr
     _wait_routed(path, lambda by: by is not None and by.startswith(f"{service}@"))
 
 
+@pytest.mark.parametrize("service", list(ROUTES))
+def test_each_service_liveness_is_reachable_through_the_gateway(web_servers, watcher, service):
+    _wait_routed(f"/health/{service}", lambda by: by is not None and by.startswith(f"{service}@"))
+
+    assert http("GET", f"{GATEWAY}/health/{service}").json() == {"status": "ok", "service": service}
+
+
 def test_an_unknown_path_is_a_json_404_from_the_gateway(watcher):
     result = http("GET", f"{GATEWAY}/no/such/route")
 
