@@ -76,6 +76,7 @@ def main() -> None:
     )
     runner = ConsumerRunner(spec, batch_size=args.batch_size)
     stats = runner.run(max_messages=args.events, idle_exit_s=10)
+    progress(f"batches: {stats.batches}")
     # Timed like the baseline: from the first batch in hand (joining the group is not throughput).
     platform_s = time.monotonic() - stats.first_batch_at
     assert len(handled) == args.events, f"handled {len(handled)} of {args.events}"
