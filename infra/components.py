@@ -139,11 +139,32 @@ class Postgres:
     name = "postgres"
 
     def __init__(self) -> None:
-        self.home = RUN / "pg"
+        self.home = self._home()
         self.data = self.home / "data"
         self.sock = self.home / "sock"
         self.log = self.home / "postgres.log"
         self.bindir = Path(os.environ.get("PG_BINDIR", "/usr/lib/postgresql/15/bin"))
+
+    @staticmethod
+    def _home() -> Path:
+        """.run/pg, unless (as root) the postgres user cannot reach it: then a folder of this checkout's in /tmp.
+
+        PostgreSQL runs as the `postgres` user when we are root, and a checkout under a private home folder
+        (mode 700) is out of its reach; the fallback is named after the checkout, so every run finds it again.
+        """
+        home = RUN / "pg"
+        if os.geteuid() != 0 or (home / "data" / "PG_VERSION").exists():
+            return home
+        RUN.mkdir(parents=True, exist_ok=True)
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            return home
+        probe = subprocess.run(["runuser", "-u", "postgres", "--", "test", "-x", str(RUN)], check=False)
+        if probe.returncode == 0:
+            return home
+        digest = hashlib.sha256(str(RUN.resolve()).encode()).hexdigest()[:10]
+        return Path("/tmp") / f"platform-pg-{digest}"  # noqa: S108 - owned by postgres, mode 700 (initdb)
 
     def _bin(self, tool: str) -> str:
         return str(self.bindir / tool)

@@ -13,6 +13,7 @@ from django.db import transaction
 
 from common.correlation import current_cause
 from common.events import Envelope, event_type
+from common.logging import ids_of
 from common.outbox.models import OutboxMessage
 
 logger = logging.getLogger(__name__)
@@ -57,6 +58,18 @@ def publish(
         causation_id=cause.causation_id,
         traceparent=trace.get("traceparent"),
         tracestate=trace.get("tracestate"),
+    )
+    logger.info(
+        "event published",
+        extra={
+            "event_id": envelope.id,
+            "event_type": type_,
+            "topic": str(topic),
+            "key": str(key),
+            "correlation_id": envelope.correlationid,
+            "causation_id": envelope.causationid,
+            **ids_of(envelope.data),
+        },
     )
     _enqueue(
         using,
