@@ -16,7 +16,7 @@ accesslog = "-"
 access_log_format = (
     '{"service":"' + os.environ.get("PLATFORM_SERVICE", "") + '","logger":"gunicorn.access",'
     '"request_id":"%({x-request-id}o)s","method":"%(m)s","path":"%(U)s","status":%(s)s,"duration_ms":%(M)s,'
-    '"remote":"%(h)s"}'
+    '"remote":"%(h)s","traceresponse":"%({traceresponse}o)s"}'
 )
 raw_env: list[str] = []
 

@@ -1,4 +1,4 @@
-"""JSON log lines with the service name and whatever context (request, correlation, event ids) is bound."""
+"""JSON log lines with the service name, the current trace and span ids, and whatever context is bound."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
+
+from opentelemetry import trace
 
 # Never mutated in place: log_context() sets a new dict, so the shared empty default is safe.
 _context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("log_context", default={})  # noqa: B039
@@ -44,9 +46,25 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             **_context.get(),
         }
+        # The ids lead from a log line to its trace in Zipkin, and from a span back to its lines.
+        span_context = trace.get_current_span().get_span_context()
+        if span_context.is_valid:
+            line["trace_id"] = format(span_context.trace_id, "032x")
+            line["span_id"] = format(span_context.span_id, "016x")
+            if not span_context.trace_flags.sampled:
+                line["trace_sampled"] = False  # the ids still join the logs; Zipkin has no trace for them
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
                 line[key] = value
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
         return json.dumps(line, default=str)
+
+
+# The ids worth grepping for: they follow one order (or user, fill) through every service's logs.
+TRACKED_IDS = ("order_id", "saga_id", "fill_id", "user_id", "portfolio_id", "transaction_id", "client_order_id")
+
+
+def ids_of(data: dict[str, Any]) -> dict[str, Any]:
+    """The tracked ids present in an event's data, for a log line's fields."""
+    return {key: data[key] for key in TRACKED_IDS if key in data}

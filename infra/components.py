@@ -457,10 +457,11 @@ class Zipkin(JavaService):
 
     def command(self) -> list[str]:
         jar = next(self.lib.glob("zipkin-server-*-exec.jar"))
-        return ["java", "-Xms128m", "-Xmx512m", "-XX:+UseSerialGC", "-jar", str(jar)]
+        return ["java", "-Xms256m", "-Xmx1g", "-jar", str(jar)]
 
     def environment(self) -> dict[str, str]:
-        return {"QUERY_PORT": str(self.port), "STORAGE_TYPE": "mem", "MEM_MAX_SPANS": "500000"}
+        # In-memory storage keeps the newest spans only: past ~100k the heap fills and Zipkin stalls.
+        return {"QUERY_PORT": str(self.port), "STORAGE_TYPE": "mem", "MEM_MAX_SPANS": "100000"}
 
     def up(self) -> None:
         ensure_packages({"java": "openjdk-17-jre-headless"})

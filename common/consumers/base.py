@@ -31,6 +31,7 @@ from common.correlation import caused_by
 from common.events import Envelope, EventError, MalformedEvent, UnknownEventType
 from common.outbox.services import enqueue_raw
 from common.topics import dlq
+from common.tracing import batch_span, consumer_span
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ class ConsumerRunner:
         idle_since = time.monotonic()
         try:
             while not self._stopping:
-                messages = self._consumer.consume(self.batch_size, self.poll_timeout)
+                messages = self._next_batch()
                 messages = [m for m in messages if self._usable(m)]
                 if not messages:
                     if idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s:
@@ -149,6 +150,18 @@ class ConsumerRunner:
             self._consumer.close()
             logger.info("consumer stopped", extra={"consumer": self.spec.name, **self.stats.__dict__})
         return self.stats
+
+    def _next_batch(self) -> list[Message]:
+        """Wait for one message, then take what is already fetched, up to the batch size.
+
+        consume(n, timeout) alone waits for a full batch or the timeout, which would add up to poll_timeout
+        of latency to every hop of a saga when traffic is light; this way a lone message goes at once and a
+        busy topic still comes in full batches.
+        """
+        first = self._consumer.poll(self.poll_timeout)
+        if first is None:
+            return []
+        return [first, *self._consumer.consume(self.batch_size - 1, 0)] if self.batch_size > 1 else [first]
 
     def _usable(self, msg: Message) -> bool:
         err = msg.error()
@@ -211,12 +224,14 @@ class ConsumerRunner:
         with transaction.atomic():
             good = [i for i in items if i.envelope is not None]
             fresh = self._claim(good)
-            self._dispatch([i.envelope for i in fresh])
+            self._dispatch(fresh)
             for item in items:
                 if item.error is not None:
                     self._dead_letter(item, item.error, attempts=1)
         self.stats.handled += len(fresh)
-        self.stats.duplicates += len(good) - len(fresh)
+        if duplicates := len(good) - len(fresh):
+            self.stats.duplicates += duplicates
+            logger.info("inbox skipped duplicates", extra={"consumer": self.spec.name, "duplicates": duplicates})
 
     def _handle_alone(self, item: _Item) -> None:
         if item.error is not None:
@@ -291,18 +306,32 @@ class ConsumerRunner:
                 fresh.append(item)
         return fresh
 
-    def _dispatch(self, envelopes: list[Envelope]) -> None:
-        if not envelopes:
+    def _dispatch(self, items: list[_Item]) -> None:
+        if not items:
             return
         if self.spec.batch_handler is not None:
-            self.spec.batch_handler(envelopes)
+            envelopes = [i.envelope for i in items]
+            with batch_span(envelopes, consumer=self.spec.name):
+                self.spec.batch_handler(envelopes)
             return
-        for envelope in envelopes:
-            with caused_by(
-                correlation_id=envelope.correlationid,
-                causation_id=envelope.id,
-                event_id=envelope.id,
-                event_type=envelope.type,
+        for item in items:
+            envelope, msg = item.envelope, item.msg
+            # A child of the span that published the event: what the handler publishes continues the trace.
+            span = consumer_span(
+                envelope,
+                consumer=self.spec.name,
+                topic=msg.topic(),
+                partition=msg.partition(),
+                offset=msg.offset(),
+            )
+            with (
+                span,
+                caused_by(
+                    correlation_id=envelope.correlationid,
+                    causation_id=envelope.id,
+                    event_id=envelope.id,
+                    event_type=envelope.type,
+                ),
             ):
                 self.spec.handlers[envelope.type](envelope)
 

@@ -22,6 +22,7 @@ from django.db import connections
 from django.utils import timezone
 
 from common.kafka import producer_config
+from common.tracing import RelaySpans
 
 logger = logging.getLogger(__name__)
 
@@ -107,9 +108,11 @@ def _relay_all(connection, batch_size: int, result: RelayResult) -> None:
     errors: dict[int, str] = {}
     produced: list[int] = []
     acked_ever: set[int] = set()
+    spans = RelaySpans()  # a PRODUCER span per traced event, from hand-over to acknowledgement
 
     def on_delivery(row_id: int):
-        def callback(err, _msg) -> None:
+        def callback(err, msg) -> None:
+            spans.end(row_id, err, msg)
             if err is None:
                 acked.append(row_id)
                 acked_ever.add(row_id)
@@ -134,12 +137,14 @@ def _relay_all(connection, batch_size: int, result: RelayResult) -> None:
                     break
                 if isinstance(headers, str):  # a raw cursor may hand jsonb over as text
                     headers = json.loads(headers)
+                value = bytes(payload)
+                spans.start(row_id, topic=topic, payload=value, headers=headers)
                 _produce(
                     producer,
                     errors,
                     row_id,
                     topic=topic,
-                    value=bytes(payload),
+                    value=value,
                     key=key.encode() if key else None,
                     headers=[(h[0], h[1]) for h in headers] if headers else None,
                     on_delivery=on_delivery(row_id),
@@ -147,6 +152,8 @@ def _relay_all(connection, batch_size: int, result: RelayResult) -> None:
                 produced.append(row_id)
                 last_id = row_id
                 if errors:
+                    if row_id in errors:  # refused at hand-over: no delivery report will end its span
+                        spans.end(row_id, errors[row_id])
                     break
             producer.poll(0)  # serve the delivery reports that already arrived
             _mark_published(cursor, acked, result)
@@ -161,6 +168,7 @@ def _relay_all(connection, batch_size: int, result: RelayResult) -> None:
         for row_id in produced:
             if row_id not in acked_ever and row_id not in errors:
                 errors[row_id] = "no delivery report before the timeout"
+        spans.end_all("no delivery report before the timeout")
         if errors:
             _record_failures(cursor, errors)
             result.failed += len(errors)
