@@ -30,6 +30,8 @@ def when_ready(server) -> None:
         server.log.warning("PLATFORM_SERVICE is not set: this instance is not registered for discovery")
         return
     host, port = server.LISTENERS[0].sock.getsockname()[:2]
+    # Bound to every interface (in a container), the bound host is no address to call: advertise the one given.
+    host = os.environ.get("DISCOVERY_ADVERTISE_HOST") or host
     _registration = Registration(service=service, address=f"{host}:{port}")
     _registration.start()
 

@@ -342,6 +342,20 @@ def event_attributes(envelope: Envelope) -> dict[str, Any]:
     return attributes
 
 
+def continued_span(traceparent: str | None, name: str, **attributes: Any) -> AbstractContextManager[Any]:
+    """A span that continues a trace saved earlier (a stored `traceparent`), for work done later elsewhere.
+
+    The fill engine fills an order long after the request that placed it, inside a market-data batch: this
+    makes the fill, and what its events cause, part of the order's trace instead of the batch's.
+    """
+    if not tracing_active() or not traceparent:
+        return nullcontext()
+    span = _tracer.start_span(name, context=envelope_context(traceparent), kind=SpanKind.INTERNAL)
+    if span.is_recording():
+        span.set_attributes({k: v for k, v in attributes.items() if v is not None})
+    return trace.use_span(span, end_on_exit=True)
+
+
 # --- consumer spans ---------------------------------------------------------------------------------------
 
 

@@ -7,6 +7,8 @@ and start real processes. Every component is idempotent: `up` on a running one o
 from __future__ import annotations
 
 import base64
+import contextlib
+import fcntl
 import hashlib
 import os
 import pwd
@@ -107,6 +109,18 @@ def stop_pid(pid: int, *, timeout: float = 30.0, sig: int = signal.SIGTERM) -> N
         time.sleep(0.2)
     if pid_alive(pid):
         os.kill(pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def start_lock(name: str):
+    """One starter at a time per component, across processes (two test runs must not start two brokers)."""
+    RUN.mkdir(parents=True, exist_ok=True)
+    with (RUN / f".{name}.start.lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 _apt_updated = False
@@ -413,6 +427,12 @@ class JavaService:
         return read_pid(self.pidfile) is not None and port_open(self.port)
 
     def start(self) -> None:
+        with start_lock(self.name):
+            if self.running():
+                return
+            self._start()
+
+    def _start(self) -> None:
         say(f"starting {self.name} on 127.0.0.1:{self.port}")
         with self.log.open("ab") as log:
             process = subprocess.Popen(
@@ -467,11 +487,12 @@ class Zipkin(JavaService):
         ensure_packages({"java": "openjdk-17-jre-headless"})
         self.home.mkdir(parents=True, exist_ok=True)
         fetch_with_maven(self.pom, self.lib, "the Zipkin server jar")
-        if self.running():
-            return
-        if port_open(self.port):
-            raise InfraError(f"port {self.port} is taken; set PLATFORM_ZIPKIN_PORT to a free one")
-        self.start()
+        with start_lock(self.name):
+            if self.running():
+                return
+            if port_open(self.port):
+                raise InfraError(f"port {self.port} is taken; set PLATFORM_ZIPKIN_PORT to a free one")
+            self._start()
 
 
 class Kafka:
@@ -530,17 +551,24 @@ class Kafka:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-        if self.running():
-            return
-        if port_open(KAFKA_PORT) or port_open(KAFKA_CONTROLLER_PORT):
-            raise InfraError(
-                f"port {KAFKA_PORT} or {KAFKA_CONTROLLER_PORT} is taken; set PLATFORM_KAFKA_PORT and "
-                "PLATFORM_KAFKA_CONTROLLER_PORT to free ones"
-            )
-        self.start()
+        with start_lock(self.name):
+            if self.running():
+                return
+            if port_open(KAFKA_PORT) or port_open(KAFKA_CONTROLLER_PORT):
+                raise InfraError(
+                    f"port {KAFKA_PORT} or {KAFKA_CONTROLLER_PORT} is taken; set PLATFORM_KAFKA_PORT and "
+                    "PLATFORM_KAFKA_CONTROLLER_PORT to free ones"
+                )
+            self._start()
 
     def start(self) -> None:
         """Start the broker process (storage already formatted) and wait for its port."""
+        with start_lock(self.name):
+            if self.running():
+                return
+            self._start()
+
+    def _start(self) -> None:
         say(f"starting Kafka on 127.0.0.1:{KAFKA_PORT}")
         with self.log.open("ab") as log:
             process = subprocess.Popen(

@@ -17,6 +17,7 @@ import time
 import tomllib
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -104,7 +105,8 @@ def registry(client) -> dict[str, list[str]]:
 def etcd_client():
     import etcd3gw
 
-    return etcd3gw.client(host="127.0.0.1", port=ETCD_PORT, timeout=5)
+    url = urlsplit(os.environ.get("ETCD_URL", f"http://127.0.0.1:{ETCD_PORT}"))
+    return etcd3gw.client(host=url.hostname, port=url.port or 2379, timeout=5)
 
 
 def watch() -> None:

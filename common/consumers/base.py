@@ -29,6 +29,7 @@ from django.utils.module_loading import import_string
 from common.consumers.models import DeadLetter
 from common.correlation import caused_by
 from common.events import Envelope, EventError, MalformedEvent, UnknownEventType
+from common.logging import ids_of
 from common.outbox.services import enqueue_raw
 from common.topics import dlq
 from common.tracing import batch_span, consumer_span
@@ -331,9 +332,12 @@ class ConsumerRunner:
                     causation_id=envelope.id,
                     event_id=envelope.id,
                     event_type=envelope.type,
+                    # every line the handler logs names the order / saga / fill / user it is about
+                    **ids_of(envelope.data),
                 ),
             ):
                 self.spec.handlers[envelope.type](envelope)
+                logger.info("event handled", extra={"consumer": self.spec.name})
 
     def _dead_letter_in_transaction(self, item: _Item, error: str, attempts: int) -> None:
         with transaction.atomic():

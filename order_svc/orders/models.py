@@ -91,6 +91,9 @@ class Order(models.Model):
     reserved_asset = models.CharField(max_length=10)
     reserved_amount = models.DecimalField(**AMOUNT)
     reason = models.CharField(max_length=255, blank=True)  # why it was rejected, cancelled or expired
+    # The W3C trace context of the request that placed it: its fills, made later by the fill engine from a
+    # market-data batch, continue that trace, so one trace follows the order from POST to settlement.
+    traceparent = models.CharField(max_length=64, blank=True, default="")
     accepted_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -19,6 +19,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
+from common.tracing import continued_span
 from orders.filters import floor_to_step
 from orders.models import OPEN_STATUSES, Fill, LastTrade, Order, OrderStatus, OrderType, Side, Symbol, TimeInForce
 from orders.services.cancel import order_end
@@ -160,6 +161,13 @@ def _fill(order: Order, trade: Trade, *, qty: Decimal, price: Decimal, is_maker:
     order.cumulative_quote_qty += quote_qty
     order.status = OrderStatus.FILLED if order.executed_qty >= order.quantity else OrderStatus.PARTIALLY_FILLED
     order.save(update_fields=["quantity", "executed_qty", "cumulative_quote_qty", "status", "updated_at"])
+    with continued_span(order.traceparent, "fill order", order_id=str(order.id), fill_id=str(fill.id)):
+        _emit_filled(order, fill, pair=pair, trade=trade, is_maker=is_maker)
+    return fill
+
+
+def _emit_filled(order: Order, fill: Fill, *, pair, trade: Trade, is_maker: bool) -> None:
+    price, qty, quote_qty, fee, fee_asset = fill.price, fill.qty, fill.quote_qty, fill.fee, fill.fee_asset
     order_event_emit(
         order,
         "order.filled",
@@ -178,4 +186,3 @@ def _fill(order: Order, trade: Trade, *, qty: Decimal, price: Decimal, is_maker:
         is_maker=is_maker,
         trade_id=trade.trade_id,
     )
-    return fill

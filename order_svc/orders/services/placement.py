@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from common.exceptions import ApplicationError
+from common.tracing import current_trace_headers
 from orders import filters, selectors
 from orders.models import LastTrade, Order, OrderStatus, OrderType, Side, Symbol
 from orders.saga import saga_begin
@@ -83,6 +84,7 @@ def order_place(
                 status=OrderStatus.PENDING_NEW,
                 reserved_asset=asset,
                 reserved_amount=amount,
+                traceparent=current_trace_headers().get("traceparent", ""),
             )
             saga = saga_begin(order=order, asset=asset, amount=amount)
             order_event_emit(
