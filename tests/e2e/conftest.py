@@ -105,3 +105,12 @@ def web_servers(log_dir) -> Iterator[WebServers]:
     finally:
         for proc in servers.processes.values():
             proc.stop()
+
+
+@pytest.fixture(scope="session")
+def watcher(log_dir) -> Iterator[RunningProcess]:
+    """The gateway watcher, as `up` runs it: renders upstreams from the registry and reloads nginx."""
+    proc = next(p for p in manage_all.process_table() if p.name == "gateway_watcher")
+    running = RunningProcess(proc, log_dir)
+    yield running
+    running.stop()

@@ -10,10 +10,12 @@ from __future__ import annotations
 import csv
 import io
 import time
+import uuid
 from decimal import Decimal
 
 import pytest
 
+from tests.e2e.conftest import manage_all
 from tests.e2e.system import System, Trader, publish_trades, until
 
 START = Decimal("10000")
@@ -129,3 +131,60 @@ def test_cancel_gives_the_funds_back(system):
     assert cancelled.status == 200, cancelled.text
     assert trader.wait_status(order_id, "CANCELED")["status"] == "CANCELED"
     until(lambda: trader.balances()["USDT"] == (START, Decimal("0")), timeout=30, what="the funds to come back")
+
+
+def test_one_trace_follows_an_order_from_the_gateway_through_every_service(system, watcher):
+    """POST through nginx with our own traceparent; Zipkin's trace has order, portfolio and transaction spans."""
+    from common.testing.http import http
+
+    gateway = f"http://127.0.0.1:{manage_all.infra.GATEWAY_PORT}"
+    zipkin = f"http://127.0.0.1:{manage_all.infra.ZIPKIN_PORT}"
+    trader = Trader.register(system)
+    trader.wait_funded()
+    until(
+        lambda: http("GET", f"{gateway}/api/orders/").headers.get("X-Served-By", "").startswith("order_svc@"),
+        timeout=30,
+        what="the gateway to route to order_svc",
+    )
+    trace_id, parent = uuid.uuid4().hex, uuid.uuid4().hex[:16]
+
+    placed = http(
+        "POST",
+        f"{gateway}/api/orders",
+        json_body={
+            "symbol": "BTCUSDT",
+            "side": "BUY",
+            "type": "LIMIT",
+            "timeInForce": "GTC",
+            "quantity": "0.001",
+            "price": "50000.00",
+        },
+        headers={"Authorization": f"Bearer {trader.token}", "traceparent": f"00-{trace_id}-{parent}-01"},
+    )
+    assert placed.status == 201, placed.text
+    order_id = placed.json()["orderId"]
+    trader.wait_status(order_id, "NEW")
+    publish_trades("BTCUSDT", [("49990.00", "0.01")])
+    trader.wait_status(order_id, "FILLED")
+
+    def trace_spans():
+        result = http("GET", f"{zipkin}/api/v2/trace/{trace_id}")
+        if result.status != 200:
+            return None
+        spans = result.json()
+        services = {s["localEndpoint"]["serviceName"] for s in spans}
+        return spans if {"order_svc", "portfolio_svc", "transaction_svc"} <= services else None
+
+    spans = until(trace_spans, timeout=60, interval=1, what="the order's trace in Zipkin")
+    by_id = {s["id"]: s for s in spans}
+    handled = {(s["localEndpoint"]["serviceName"], s["name"]) for s in spans if s.get("kind") == "CONSUMER"}
+    assert ("portfolio_svc", "handle portfolio.reserve_funds") in handled
+    assert ("order_svc", "handle balance.reserved") in handled
+    assert ("portfolio_svc", "handle order.filled") in handled
+    assert ("transaction_svc", "handle order.filled") in handled
+    for span in spans:  # one tree: every span but the root hangs from a span of the same trace
+        assert span["traceId"] == trace_id
+        if span["id"] != parent and span.get("parentId") != parent:
+            assert span.get("parentId") in by_id, f"{span['name']} is not joined to the trace"
+    server = next(s for s in spans if s.get("kind") == "SERVER" and s["localEndpoint"]["serviceName"] == "order_svc")
+    assert server["parentId"] == parent  # the gateway passed our traceparent through

@@ -16,15 +16,6 @@ GATEWAY = f"http://127.0.0.1:{manage_all.infra.GATEWAY_PORT}"
 ROUTES = tomllib.loads((ROOT / "infra" / "routes.toml").read_text())
 
 
-@pytest.fixture(scope="session")
-def watcher(log_dir):
-    """The gateway watcher, as `up` runs it: renders upstreams from the registry and reloads nginx."""
-    proc = next(p for p in manage_all.process_table() if p.name == "gateway_watcher")
-    running = RunningProcess(proc, log_dir)
-    yield running
-    running.stop()
-
-
 def _served_by(path: str, **kwargs) -> str | None:
     return http("GET", f"{GATEWAY}{path}", **kwargs).headers.get("X-Served-By")
 
