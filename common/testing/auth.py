@@ -21,6 +21,9 @@ def private_key_pem() -> str:
 def mint_access_token(user_id: uuid.UUID | str, *, lifetime: timedelta = timedelta(minutes=5), **claims: Any) -> str:
     from django.conf import settings
 
+    # Outside a Django project (the cross-service tests) the same defaults the services use apply.
+    issuer = settings.JWT_ISSUER if settings.configured else os.environ.get("JWT_ISSUER", "paper-trading/user_svc")
+    audience = settings.JWT_AUDIENCE if settings.configured else os.environ.get("JWT_AUDIENCE", "paper-trading")
     now = datetime.now(UTC)
     payload = {
         "token_type": "access",
@@ -28,8 +31,8 @@ def mint_access_token(user_id: uuid.UUID | str, *, lifetime: timedelta = timedel
         "iat": now,
         "exp": now + lifetime,
         "jti": uuid.uuid4().hex,
-        "iss": settings.JWT_ISSUER,
-        "aud": settings.JWT_AUDIENCE,
+        "iss": issuer,
+        "aud": audience,
         **claims,
     }
     return jwt.encode(payload, private_key_pem(), algorithm="RS256")

@@ -96,6 +96,34 @@ class System:
         for name in list(self.running):
             self.stop(name)
 
+    def cancel_open_orders(self) -> int:
+        """Cancel every open order, through the API as its own user, so the book is empty.
+
+        Trades fill the oldest crossing orders first: an order left open by an earlier run (or by `up`'s demo
+        user) would take the liquidity a test's own order is waiting for.
+        """
+        import psycopg2
+
+        from common.testing.auth import mint_access_token
+
+        def open_orders() -> list[tuple[str, str]]:
+            with psycopg2.connect(manage_all.infra.database_url("order_svc")) as conn, conn.cursor() as cursor:
+                cursor.execute("SELECT id::text, user_id::text FROM orders WHERE status IN ('NEW', 'PARTIALLY_FILLED')")
+                rows = cursor.fetchall()
+            conn.close()
+            return rows
+
+        rows = open_orders()
+        for order_id, user_id in rows:
+            token = mint_access_token(user_id)
+            http(
+                "DELETE",
+                f"{self.urls['order_svc']}/api/orders/{order_id}",
+                headers={"Authorization": f"Bearer {token}"},
+            )
+        until(lambda: not open_orders(), timeout=60, what="every open order to be cancelled")
+        return len(rows)
+
     def logs(self, *names: str) -> str:
         return "\n".join(f"--- {n}\n{p.log()[-4000:]}" for n, p in self.running.items() if not names or n in names)
 

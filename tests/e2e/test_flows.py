@@ -26,6 +26,7 @@ def system(log_dir):
     running = System(log_dir)
     try:
         running.start_all()
+        running.cancel_open_orders()  # an empty book: our trades fill our orders
         yield running
     finally:
         running.stop_all()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from common.exceptions import ApplicationError
@@ -20,6 +21,7 @@ def _amount(value) -> str | None:
     return None if value is None else format(value, "f")
 
 
+@extend_schema_field({"type": "string", "description": "a decimal number, as a string (or a JSON number)"})
 class RawValueField(serializers.Field):
     """The value as sent (string, number or anything else): parse_decimal decides, with Binance's error."""
 

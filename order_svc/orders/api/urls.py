@@ -12,7 +12,7 @@ urlpatterns = [
         name="api-root",
     ),
     path("exchange-info", views.ExchangeInfoView.as_view(), name="exchange-info"),
-    path("orders", views.OrderListCreateView.as_view()),
+    path("orders", views.OrderListCreateAliasView.as_view()),
     path("orders/", views.OrderListCreateView.as_view(), name="orders"),
     path("orders/<str:order_id>", views.OrderDetailView.as_view(), name="order-detail"),
 ]

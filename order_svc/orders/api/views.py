@@ -89,12 +89,18 @@ class OrderListCreateView(APIView):
         return paginator.get_paginated_response([order_output(o) for o in page])
 
 
+class OrderListCreateAliasView(OrderListCreateView):
+    """/api/orders without the slash, as Binance clients call it; documented once, under /api/orders/."""
+
+    schema = None
+
+
 class OrderDetailView(APIView):
-    @extend_schema(responses=OpenApiTypes.OBJECT, summary="One of my orders")
+    @extend_schema(responses=OpenApiTypes.OBJECT, summary="One of my orders", operation_id="orders_get")
     def get(self, request: Request, order_id: str) -> Response:
         return Response(order_output(selectors.order_get(order_id=order_id, user_id=request.user.id)))
 
-    @extend_schema(responses=OpenApiTypes.OBJECT, summary="Cancel one of my open orders")
+    @extend_schema(responses=OpenApiTypes.OBJECT, summary="Cancel one of my open orders", operation_id="orders_cancel")
     def delete(self, request: Request, order_id: str) -> Response:
         order = order_cancel(order_id=order_id, user_id=request.user.id)
         return Response(order_output(selectors.order_get(order_id=order.id)))
