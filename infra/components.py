@@ -406,11 +406,13 @@ def fetch_with_maven(pom: Path, target: Path, what: str) -> None:
     marker.write_text(digest)
 
 
-class JavaService:
-    """A JVM process started in the background with its pid and log under .run/<name>/."""
+class Daemon:
+    """A program started in the background (a JVM, etcd), with its pid and log under .run/<name>/."""
 
-    name = "java"
+    name = "daemon"
     port = 0
+    other_ports: tuple[int, ...] = ()  # more ports it listens on, all of which must be free to start
+    port_variables = ""  # the variables that move its ports, named when one is taken
 
     def __init__(self) -> None:
         self.home = RUN / self.name
@@ -427,9 +429,13 @@ class JavaService:
         return read_pid(self.pidfile) is not None and port_open(self.port)
 
     def start(self) -> None:
+        """Start it unless it runs; refuse (saying which variable to set) when another program has its port."""
         with start_lock(self.name):
             if self.running():
                 return
+            taken = [p for p in (self.port, *self.other_ports) if port_open(p)]
+            if taken:
+                raise InfraError(f"port {taken[0]} is taken by another program; set {self.port_variables}")
             self._start()
 
     def _start(self) -> None:
@@ -464,11 +470,12 @@ class JavaService:
         return f"127.0.0.1:{self.port}" if self.running() else "stopped"
 
 
-class Zipkin(JavaService):
+class Zipkin(Daemon):
     """The Zipkin server from its Maven Central exec jar, in-memory storage; its UI at /zipkin/."""
 
     name = "zipkin"
     port = ZIPKIN_PORT
+    port_variables = "PLATFORM_ZIPKIN_PORT"
 
     def __init__(self) -> None:
         super().__init__()
@@ -487,33 +494,23 @@ class Zipkin(JavaService):
         ensure_packages({"java": "openjdk-17-jre-headless"})
         self.home.mkdir(parents=True, exist_ok=True)
         fetch_with_maven(self.pom, self.lib, "the Zipkin server jar")
-        with start_lock(self.name):
-            if self.running():
-                return
-            if port_open(self.port):
-                raise InfraError(f"port {self.port} is taken; set PLATFORM_ZIPKIN_PORT to a free one")
-            self._start()
+        self.start()
 
 
-class Kafka:
+class Kafka(Daemon):
     """A single-node KRaft broker from Maven Central jars on the installed JDK."""
 
     name = "kafka"
+    port = KAFKA_PORT
+    other_ports = (KAFKA_CONTROLLER_PORT,)
+    port_variables = "PLATFORM_KAFKA_PORT and PLATFORM_KAFKA_CONTROLLER_PORT"
 
     def __init__(self) -> None:
-        self.home = RUN / "kafka"
+        super().__init__()
         self.libs = self.home / "libs"
         self.data = self.home / "data"
         self.config = self.home / "server.properties"
-        self.pidfile = self.home / "kafka.pid"
-        self.log = self.home / "kafka.log"
         self.pom = ROOT / "infra" / "kafka" / "pom.xml"
-
-    def running(self) -> bool:
-        return read_pid(self.pidfile) is not None and port_open(KAFKA_PORT)
-
-    def _fetch_jars(self) -> None:
-        fetch_with_maven(self.pom, self.libs, "the Kafka broker's jars")
 
     def _java(self, *args: str) -> list[str]:
         return [
@@ -528,10 +525,13 @@ class Kafka:
             *args,
         ]
 
+    def command(self) -> list[str]:
+        return self._java("kafka.Kafka", str(self.config))
+
     def up(self) -> None:
         ensure_packages({"java": "openjdk-17-jre-headless"})
         self.home.mkdir(parents=True, exist_ok=True)
-        self._fetch_jars()
+        fetch_with_maven(self.pom, self.libs, "the Kafka broker's jars")
         template = (ROOT / "infra" / "kafka" / "server.properties").read_text()
         self.config.write_text(
             template.format(
@@ -551,120 +551,41 @@ class Kafka:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-        with start_lock(self.name):
-            if self.running():
-                return
-            if port_open(KAFKA_PORT) or port_open(KAFKA_CONTROLLER_PORT):
-                raise InfraError(
-                    f"port {KAFKA_PORT} or {KAFKA_CONTROLLER_PORT} is taken; set PLATFORM_KAFKA_PORT and "
-                    "PLATFORM_KAFKA_CONTROLLER_PORT to free ones"
-                )
-            self._start()
-
-    def start(self) -> None:
-        """Start the broker process (storage already formatted) and wait for its port."""
-        with start_lock(self.name):
-            if self.running():
-                return
-            self._start()
-
-    def _start(self) -> None:
-        say(f"starting Kafka on 127.0.0.1:{KAFKA_PORT}")
-        with self.log.open("ab") as log:
-            process = subprocess.Popen(
-                self._java("kafka.Kafka", str(self.config)),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        self.pidfile.write_text(str(process.pid))
-        wait_for(
-            lambda: port_open(KAFKA_PORT) or process.poll() is not None,
-            what="Kafka",
-            timeout=90,
-            log=self.log,
-        )
-        if process.poll() is not None:
-            raise InfraError(f"Kafka exited with {process.returncode}; see {self.log}")
-
-    def kill(self) -> None:
-        """SIGKILL the broker: what the fault tests do to it."""
-        pid = read_pid(self.pidfile)
-        if pid:
-            stop_pid(pid, sig=signal.SIGKILL, timeout=10)
-
-    def down(self) -> None:
-        pid = read_pid(self.pidfile)
-        if pid:
-            say("stopping Kafka")
-            stop_pid(pid, timeout=60)
-
-    def status(self) -> str:
-        return f"127.0.0.1:{KAFKA_PORT}" if self.running() else "stopped"
+        self.start()
 
 
-class Etcd:
+class Etcd(Daemon):
     """A single-member etcd (Debian's etcd-server): the registry of live service instances."""
 
     name = "etcd"
+    port = ETCD_PORT
+    other_ports = (ETCD_PEER_PORT,)
+    port_variables = "PLATFORM_ETCD_PORT and PLATFORM_ETCD_PEER_PORT"
 
-    def __init__(self) -> None:
-        self.home = RUN / "etcd"
-        self.pidfile = self.home / "etcd.pid"
-        self.log = self.home / "etcd.log"
-
-    def running(self) -> bool:
-        return read_pid(self.pidfile) is not None and port_open(ETCD_PORT)
+    def command(self) -> list[str]:
+        client, peer = f"http://127.0.0.1:{ETCD_PORT}", f"http://127.0.0.1:{ETCD_PEER_PORT}"
+        return [
+            "etcd",
+            "--name",
+            "platform",
+            "--data-dir",
+            str(self.home / "data"),
+            "--listen-client-urls",
+            client,
+            "--advertise-client-urls",
+            client,
+            "--listen-peer-urls",
+            peer,
+            "--initial-advertise-peer-urls",
+            peer,
+            "--initial-cluster",
+            f"platform={peer}",
+        ]
 
     def up(self) -> None:
         ensure_packages({"etcd": "etcd-server"})
         self.home.mkdir(parents=True, exist_ok=True)
-        if self.running():
-            return
-        if port_open(ETCD_PORT) or port_open(ETCD_PEER_PORT):
-            raise InfraError(
-                f"port {ETCD_PORT} or {ETCD_PEER_PORT} is taken; set PLATFORM_ETCD_PORT and PLATFORM_ETCD_PEER_PORT"
-            )
-        say(f"starting etcd on 127.0.0.1:{ETCD_PORT}")
-        client, peer = f"http://127.0.0.1:{ETCD_PORT}", f"http://127.0.0.1:{ETCD_PEER_PORT}"
-        with self.log.open("ab") as log:
-            process = subprocess.Popen(
-                [
-                    "etcd",
-                    "--name",
-                    "platform",
-                    "--data-dir",
-                    str(self.home / "data"),
-                    "--listen-client-urls",
-                    client,
-                    "--advertise-client-urls",
-                    client,
-                    "--listen-peer-urls",
-                    peer,
-                    "--initial-advertise-peer-urls",
-                    peer,
-                    "--initial-cluster",
-                    f"platform={peer}",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        self.pidfile.write_text(str(process.pid))
-        wait_for(lambda: port_open(ETCD_PORT) or process.poll() is not None, what="etcd", timeout=30, log=self.log)
-        if process.poll() is not None:
-            raise InfraError(f"etcd exited with {process.returncode}; see {self.log}")
-
-    def down(self) -> None:
-        pid = read_pid(self.pidfile)
-        if pid:
-            say("stopping etcd")
-            stop_pid(pid)
-
-    def status(self) -> str:
-        return f"127.0.0.1:{ETCD_PORT}" if self.running() else "stopped"
+        self.start()
 
 
 class Gateway:

@@ -3,21 +3,9 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.http import HttpRequest
 
 from candles.models import CandleRow, SymbolCursor
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    # Candles and marks are written by the consumer only; an edit here would break exactly-once folding.
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
+from common.admin import ReadOnlyAdmin
 
 
 @admin.register(CandleRow)
