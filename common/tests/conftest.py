@@ -3,40 +3,16 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 
 import common.tests.handlers  # noqa: F401 - registers the test contracts
+from common.testing.processes import Proc, run_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def database_url() -> str:
-    db = settings.DATABASES["default"]
-    return f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-
-
-class Proc:
-    def __init__(self, args: list[str], log: Path, env: dict[str, str]):
-        self.log = log
-        with log.open("ab") as out:
-            self.popen = subprocess.Popen(
-                args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
-
-    def kill(self, sig: int = signal.SIGKILL) -> int:
-        if self.popen.poll() is None:
-            os.killpg(self.popen.pid, sig)
-        return self.popen.wait(30)
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
 
 
 @pytest.fixture
@@ -48,7 +24,7 @@ def spawn(tmp_path) -> Iterator:
         full_env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "common.tests.settings",
-            "DATABASE_URL": database_url(),
+            "DATABASE_URL": run_database_url(),
             "PYTHONUNBUFFERED": "1",
             **env,
         }
@@ -62,7 +38,7 @@ def spawn(tmp_path) -> Iterator:
             ]  # fmt: skip
         else:
             raise ValueError(kind)
-        proc = Proc(cmd, tmp_path / f"{kind}-{len(started)}.log", full_env)
+        proc = Proc(cmd, tmp_path / f"{kind}-{len(started)}.log", full_env, cwd=ROOT)
         started.append(proc)
         return proc
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import csv
 import os
-import signal
-import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -14,11 +12,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.core.management import call_command
 
 from candles.handlers import candles_spec
 from common.consumers.base import ConsumerRunner
+from common.testing.processes import Proc, run_database_url
 
 REPO = Path(__file__).resolve().parents[3]
 SERVICE_DIR = REPO / "analytics_svc"
@@ -102,28 +100,6 @@ def consume(kafka_topic: str, consumer_name: str) -> Callable[..., ConsumerRunne
     return run
 
 
-def database_url() -> str:
-    db = settings.DATABASES["default"]
-    return f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-
-
-class Proc:
-    def __init__(self, args: list[str], log: Path, env: dict[str, str]):
-        self.log = log
-        with log.open("ab") as out:
-            self.popen = subprocess.Popen(
-                args, cwd=SERVICE_DIR, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
-
-    def kill(self, sig: int = signal.SIGKILL) -> int:
-        if self.popen.poll() is None:
-            os.killpg(self.popen.pid, sig)
-        return self.popen.wait(30)
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
 @pytest.fixture
 def spawn_consumer(tmp_path: Path, kafka_topic: str, consumer_name: str) -> Iterator[Callable[..., Proc]]:
     """Start the real `manage.py consume` process on the test database and topic; killed at the end."""
@@ -133,13 +109,13 @@ def spawn_consumer(tmp_path: Path, kafka_topic: str, consumer_name: str) -> Iter
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "analytics_svc.settings",
-            "DATABASE_URL": database_url(),
+            "DATABASE_URL": run_database_url(),
             "MARKET_DATA_TOPIC": kafka_topic,
             "CANDLES_CONSUMER_NAME": consumer_name,
             "PYTHONUNBUFFERED": "1",
         }
         cmd = [sys.executable, "manage.py", "consume", consumer_name, *args]
-        proc = Proc(cmd, tmp_path / f"consume-{len(started)}.log", env)
+        proc = Proc(cmd, tmp_path / f"consume-{len(started)}.log", env, cwd=SERVICE_DIR)
         started.append(proc)
         return proc
 
