@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import importlib
-import json
 import uuid
 
 import pytest
 from rest_framework.test import APIClient
 
-from common.outbox.models import OutboxMessage
 from common.testing.auth import bearer
+from common.testing.outbox import published  # noqa: F401 - the tests import it from here
 
 seed_migration = importlib.import_module("orders.migrations.0002_seed_symbols")
 
@@ -33,13 +32,3 @@ def api(user_id) -> APIClient:
     client = APIClient()
     client.credentials(**{"HTTP_AUTHORIZATION": bearer(user_id)["Authorization"]})
     return client
-
-
-def published(type_: str, **match: str) -> list[dict]:
-    """The data of every outbox row of this type (oldest first), narrowed to rows whose data has `match`."""
-    rows = []
-    for message in OutboxMessage.objects.filter(event_type=type_).order_by("id"):
-        data = json.loads(bytes(message.payload))["data"]
-        if all(data.get(k) == v for k, v in match.items()):
-            rows.append(data)
-    return rows

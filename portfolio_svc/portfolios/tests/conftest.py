@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import importlib
-import json
 import uuid
 
 import pytest
 from django.apps import apps
 from rest_framework.test import APIClient
 
-from common.outbox.models import OutboxMessage
 from common.testing.auth import bearer
+from common.testing.outbox import published  # noqa: F401 - the tests import it from here
 
 _seed = importlib.import_module("portfolios.migrations.0002_seed_assets_and_symbols")
 
@@ -45,10 +44,3 @@ def api():
 
     client.as_user = as_user
     return client
-
-
-def published(type_: str, **match: str) -> list[dict]:
-    """The data of every outbox event of this type (optionally whose data has these values), oldest first."""
-    rows = OutboxMessage.objects.filter(event_type=type_).order_by("id")
-    found = [json.loads(bytes(row.payload))["data"] for row in rows]
-    return [d for d in found if all(d.get(k) == v for k, v in match.items())]
