@@ -11,14 +11,20 @@ import contextvars
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from common.logging import log_context
+
+if TYPE_CHECKING:
+    from common.events import Envelope
 
 
 @dataclass(frozen=True)
 class Cause:
     correlation_id: str | None = None
     causation_id: str | None = None
+    # The event being handled, when a consumer's handler runs: publish() continues its trace.
+    envelope: Envelope | None = None
 
 
 _NO_CAUSE = Cause()
@@ -30,8 +36,14 @@ def current_cause() -> Cause:
 
 
 @contextmanager
-def caused_by(*, correlation_id: str | None, causation_id: str | None = None, **log_fields: object) -> Iterator[None]:
-    token = _current.set(Cause(correlation_id, causation_id))
+def caused_by(
+    *,
+    correlation_id: str | None,
+    causation_id: str | None = None,
+    envelope: Envelope | None = None,
+    **log_fields: object,
+) -> Iterator[None]:
+    token = _current.set(Cause(correlation_id, causation_id, envelope))
     try:
         with log_context(correlation_id=correlation_id, **log_fields):
             yield

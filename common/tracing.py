@@ -6,9 +6,10 @@ Read from the environment here (every process kind reads it the same way, before
   one-off traces; processes that tests start are traced as usual): false installs no SDK and no
   instrumentation; nothing is exported and events carry no `traceparent`.
 - ZIPKIN_ENDPOINT (default http://127.0.0.1:59411/api/v2/spans): where span batches are POSTed (Zipkin JSON v2).
-- TRACING_SAMPLE_RATIO (default 1.0): the share of new traces kept; every other span follows its parent's
+- TRACING_SAMPLE_RATIO (default 0.1): the share of new traces kept (a request that arrives with a sampled
+  `traceparent` is always kept); every other span follows its parent's
   decision (ParentBased(TraceIdRatioBased)), so a trace is kept or dropped whole across services.
-- TRACING_DB_SPANS (default true): false leaves psycopg2 uninstrumented (no span per SQL statement).
+- TRACING_DB_SPANS (default false): true instruments psycopg2 (a span per SQL statement: costly under load).
 - TRACING_PROCESS_KIND (optional): web, worker, beat, consumer, feed...; guessed from the command line otherwise.
 - ZIPKIN_TIMEOUT_S (default 3): how long one export may wait for Zipkin, in the exporter's own thread.
 - The SDK's own OTEL_BSP_* variables size the batch span processor (bounded queue; here a 1 s export delay
@@ -22,14 +23,15 @@ publish() inside a handler carries the handler's context on, and one trace follo
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import socket
 import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -60,6 +62,8 @@ EXCLUDED_URLS = "/healthz,/readyz"
 QUIET_TICK_S = 60.0
 # An export failure is reported at most this often per process, whatever the number of spans lost.
 REPORT_EVERY_S = 60.0
+# The share of new traces kept: enough to follow any flow in Zipkin, cheap at exchange rates (bench/saga.py).
+DEFAULT_SAMPLE_RATIO = 0.1
 MAX_LINKS = 128  # the SDK's default span limit: a batch span links to its first 128 events
 
 _env = environ.Env()
@@ -152,7 +156,7 @@ def _instrument() -> None:
         # Each takes its tracer from the global proxy, so instrumenting before the SDK starts (a worker's
         # parent, before the fork) is fine: the spans go to whichever provider this process ends up with.
         DjangoInstrumentor().instrument(excluded_urls=EXCLUDED_URLS)
-        if _env.bool("TRACING_DB_SPANS", default=True):
+        if _env.bool("TRACING_DB_SPANS", default=False):
             Psycopg2Instrumentor().instrument(skip_dep_check=True)
         CeleryInstrumentor().instrument()
         # No confluent-kafka instrumentation: the context travels inside the envelope (the relay sends its
@@ -175,7 +179,7 @@ def _start_sdk(kind: str) -> None:
             service=settings.SERVICE_NAME,
             kind=kind,
             endpoint=_env.str("ZIPKIN_ENDPOINT", default=DEFAULT_ZIPKIN_ENDPOINT),
-            ratio=_env.float("TRACING_SAMPLE_RATIO", default=1.0),
+            ratio=_env.float("TRACING_SAMPLE_RATIO", default=DEFAULT_SAMPLE_RATIO),
             timeout_s=_env.int("ZIPKIN_TIMEOUT_S", default=3),
             quiet_roots=quiet_root_names(getattr(settings, "CELERY_BEAT_SCHEDULE", {})),
         )
@@ -385,6 +389,102 @@ def consumer_span(
             }
         )
     return trace.use_span(span, end_on_exit=True)
+
+
+def _sampled(traceparent: str | None) -> bool:
+    """Whether a W3C traceparent (00-<trace>-<span>-<flags>) says its trace is kept, read without parsing."""
+    if not traceparent or len(traceparent) < 55:
+        return False
+    try:
+        return bool(int(traceparent[53:55], 16) & 0x01)
+    except ValueError:
+        return False
+
+
+# event id -> traceparent of the span that handles it, for the events of the batch in hand that are traced.
+_handling: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar("handling", default=None)
+
+
+@contextmanager
+def handling_spans(envelopes: Sequence[Envelope], *, consumer: str) -> Iterator[None]:
+    """CONSUMER spans for a batch: one per event whose trace is sampled, none for the rest.
+
+    Each is a child of the span that published its event, so a sampled order stays one trace across services;
+    what a handler publishes in answer to an event (publish_many's `cause`, or the ambient envelope) carries
+    that span's context on. An unsampled event costs one string check: at the default sampling ratio most of
+    a busy batch makes no span at all.
+    """
+    if not tracing_active():
+        yield
+        return
+    spans: dict[str, trace.Span] = {}
+    for envelope in envelopes:
+        if envelope.id in spans or not _sampled(envelope.traceparent):
+            continue
+        span = _tracer.start_span(
+            f"handle {envelope.type}",
+            context=envelope_context(envelope.traceparent, envelope.tracestate),
+            kind=SpanKind.CONSUMER,
+        )
+        if span.is_recording():
+            span.set_attributes(
+                {"consumer": consumer, "messaging.batch.message_count": len(envelopes), **event_attributes(envelope)}
+            )
+        spans[envelope.id] = span
+    if not spans:
+        yield
+        return
+    carriers = {}
+    for event_id, span in spans.items():
+        carrier: dict[str, str] = {}
+        inject(carrier, context=trace.set_span_in_context(span))
+        carriers[event_id] = carrier.get("traceparent", "")
+    token = _handling.set(carriers)
+    error: BaseException | None = None
+    try:
+        yield
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        _handling.reset(token)
+        for span in spans.values():
+            if error is not None:
+                span.record_exception(error)
+                span.set_status(Status(StatusCode.ERROR, repr(error)[:300]))
+            span.end()
+
+
+def trace_headers_for(cause: Envelope) -> dict[str, str]:
+    """The trace context to publish an answer to `cause` in: its handling span's, else its own (kept or not)."""
+    if not tracing_active():
+        return {}
+    handling = _handling.get()
+    if handling and (traceparent := handling.get(cause.id)):
+        return {"traceparent": traceparent}
+    # Not sampled (or handled outside a batch): pass its context on, so every hop makes the same decision.
+    headers = {}
+    if cause.traceparent:
+        headers["traceparent"] = cause.traceparent
+        if cause.tracestate:
+            headers["tracestate"] = cause.tracestate
+    return headers
+
+
+def child_traceparent(traceparent: str | None, name: str, **attributes: Any) -> str | None:
+    """Continue a stored trace (an order's) for work done now: a finished span when sampled; returns its context.
+
+    The fill engine fills many orders in one market-data batch; each fill's event joins its own order's trace.
+    """
+    if not tracing_active() or not _sampled(traceparent):
+        return traceparent
+    span = _tracer.start_span(name, context=envelope_context(traceparent), kind=SpanKind.INTERNAL)
+    if span.is_recording():
+        span.set_attributes({k: v for k, v in attributes.items() if v is not None})
+    carrier: dict[str, str] = {}
+    inject(carrier, context=trace.set_span_in_context(span))
+    span.end()
+    return carrier.get("traceparent", traceparent)
 
 
 def batch_span(envelopes: list[Envelope], *, consumer: str) -> AbstractContextManager[Any]:

@@ -32,7 +32,7 @@ from common.events import Envelope, EventError, MalformedEvent, UnknownEventType
 from common.logging import ids_of
 from common.outbox.services import enqueue_raw
 from common.topics import dlq
-from common.tracing import batch_span, consumer_span
+from common.tracing import handling_spans
 
 logger = logging.getLogger(__name__)
 
@@ -51,14 +51,19 @@ class ConsumerSpec:
     name: str
     topics: list[str]
     handlers: dict[str, Handler] = field(default_factory=dict)
-    # Replaces per-event dispatch: gets every new event of a batch at once (candles fold trades in bulk).
+    # Replaces per-event dispatch: gets every new event of a batch at once, in offset order, inside the batch's
+    # transaction, and handles them set-based (one locking SELECT, effects folded in memory, bulk writes).
     batch_handler: BatchHandler | None = None
+    # The event types the batch handler reads; None: every type. Others are skipped from the ce_type header.
+    types: frozenset[str] | None = None
     # False where the handler is idempotent by a natural key of its own (the last trade id per symbol).
     inbox: bool = True
     max_attempts: int = 5
 
     def handles(self, type_: str) -> bool:
-        return self.batch_handler is not None or type_ in self.handlers
+        if self.batch_handler is not None:
+            return self.types is None or type_ in self.types
+        return type_ in self.handlers
 
     @property
     def group_id(self) -> str:
@@ -82,6 +87,14 @@ class _Item:
     msg: Message
     envelope: Envelope | None = None
     error: str | None = None  # malformed: dead-letter without handling
+
+
+def _ce_type(msg: Message) -> str | None:
+    """The event type the publisher put in the ce_type header (None when the message has no such header)."""
+    for key, value in msg.headers() or ():
+        if key == "ce_type":
+            return value.decode(errors="replace") if isinstance(value, bytes) else value
+    return None
 
 
 def consumer_specs() -> dict[str, ConsumerSpec]:
@@ -116,6 +129,8 @@ class ConsumerRunner:
         self.stats = ConsumerStats()
         self._stopping = False
         self._consumer: Consumer | None = None
+        # The position after the last handled message of each partition (committed again on a clean stop).
+        self._positions: dict[tuple[str, int], int] = {}
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -147,8 +162,10 @@ class ConsumerRunner:
                 self._commit_offsets(messages)
                 if max_messages is not None and self.stats.received >= max_messages:
                     break
+            self._commit_offsets([], asynchronous=False)  # what async commits may not have finished yet
         finally:
             self._consumer.close()
+            close_old_connections()
             logger.info("consumer stopped", extra={"consumer": self.spec.name, **self.stats.__dict__})
         return self.stats
 
@@ -175,14 +192,25 @@ class ConsumerRunner:
         logger.warning("kafka consumer error", extra={"consumer": self.spec.name, "error": str(err)})
         return False
 
-    def _commit_offsets(self, messages: list[Message]) -> None:
-        positions: dict[tuple[str, int], int] = {}
+    def _commit_offsets(self, messages: list[Message], *, asynchronous: bool = True) -> None:
+        """Commit the positions after `messages` (the batch's transaction has committed already).
+
+        Asynchronous: the next batch does not wait for the broker. A commit lost in a crash only redelivers
+        what the inbox then skips; on a clean stop the positions of the partitions still assigned are
+        committed again, synchronously.
+        """
         for msg in messages:
             key = (msg.topic(), msg.partition())
-            positions[key] = max(positions.get(key, OFFSET_INVALID), msg.offset() + 1)
-        offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
+            self._positions[key] = max(self._positions.get(key, OFFSET_INVALID), msg.offset() + 1)
+        if asynchronous:
+            touched = {(m.topic(), m.partition()) for m in messages}
+        else:
+            touched = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+        offsets = [TopicPartition(t, p, o) for (t, p), o in self._positions.items() if (t, p) in touched]
+        if not offsets:
+            return
         try:
-            self._consumer.commit(offsets=offsets, asynchronous=False)
+            self._consumer.commit(offsets=offsets, asynchronous=asynchronous)
         except KafkaException as exc:
             # The partitions moved to another member (rebalance): it redelivers, the inbox drops it.
             logger.warning("offset commit failed", extra={"consumer": self.spec.name, "error": str(exc)})
@@ -209,6 +237,10 @@ class ConsumerRunner:
                 self._handle_alone(item)
 
     def _parse(self, msg: Message) -> _Item | None:
+        declared = _ce_type(msg)
+        if declared is not None and not self.spec.handles(declared):
+            self.stats.skipped += 1  # not ours: neither parsed nor validated
+            return None
         try:
             envelope = Envelope.from_json(msg.value())
         except UnknownEventType:
@@ -310,34 +342,27 @@ class ConsumerRunner:
     def _dispatch(self, items: list[_Item]) -> None:
         if not items:
             return
-        if self.spec.batch_handler is not None:
-            envelopes = [i.envelope for i in items]
-            with batch_span(envelopes, consumer=self.spec.name):
+        envelopes = [i.envelope for i in items]
+        # A span per event whose trace is sampled, none for the rest: what a handler publishes for an event
+        # continues that event's trace.
+        with handling_spans(envelopes, consumer=self.spec.name):
+            if self.spec.batch_handler is not None:
                 self.spec.batch_handler(envelopes)
-            return
-        for item in items:
-            envelope, msg = item.envelope, item.msg
-            # A child of the span that published the event: what the handler publishes continues the trace.
-            span = consumer_span(
-                envelope,
-                consumer=self.spec.name,
-                topic=msg.topic(),
-                partition=msg.partition(),
-                offset=msg.offset(),
-            )
-            with (
-                span,
-                caused_by(
+                if logger.isEnabledFor(logging.DEBUG):
+                    logger.debug("batch handled", extra={"consumer": self.spec.name, "size": len(envelopes)})
+                return
+            for envelope in envelopes:
+                with caused_by(
                     correlation_id=envelope.correlationid,
                     causation_id=envelope.id,
+                    envelope=envelope,
                     event_id=envelope.id,
                     event_type=envelope.type,
                     # every line the handler logs names the order / saga / fill / user it is about
                     **ids_of(envelope.data),
-                ),
-            ):
-                self.spec.handlers[envelope.type](envelope)
-                logger.info("event handled", extra={"consumer": self.spec.name})
+                ):
+                    self.spec.handlers[envelope.type](envelope)
+                    logger.info("event handled", extra={"consumer": self.spec.name})
 
     def _dead_letter_in_transaction(self, item: _Item, error: str, attempts: int) -> None:
         with transaction.atomic():
