@@ -39,6 +39,8 @@ SERVICES = list(infra.DATABASES)
 WEB_PORTS = {svc: 8001 + i for i, svc in enumerate(SERVICES)}
 JWT_DIR = infra.RUN / "jwt"
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "XRPETH", "BNBUSDT"]
+# gunicorn worker processes per instance, where the load is (placing orders); one elsewhere. 4 threads each.
+WEB_WORKERS = {"order_svc": 2}
 # (service, consumer name) of every consumer group `up` runs: `manage.py consume <name>` in that service.
 CONSUMERS = [
     ("portfolio_svc", "user-events"),
@@ -185,7 +187,9 @@ class Process:
         return {**(service_env(self.service) if self.service else infra_env()), **self.env}
 
 
-def process_table(*, ports: dict[str, list[int]] | None = None) -> list[Process]:
+def process_table(
+    *, ports: dict[str, list[int]] | None = None, consumers: dict[str, int] | None = None
+) -> list[Process]:
     """Every long-running process of the platform: the one list `up` and the e2e tests start."""
     ports = ports or {svc: [port] for svc, port in WEB_PORTS.items()}
     venv_bin = VENV / "bin"
@@ -202,7 +206,7 @@ def process_table(*, ports: dict[str, list[int]] | None = None) -> list[Process]
                         "--bind",
                         f"127.0.0.1:{port}",
                         "--workers",
-                        "2",
+                        str(WEB_WORKERS.get(svc, 1)),
                         "--threads",
                         "4",
                         "--graceful-timeout",
@@ -222,10 +226,14 @@ def process_table(*, ports: dict[str, list[int]] | None = None) -> list[Process]
                     "-A",
                     svc,
                     "worker",
+                    # The service's tasks and its outbox relay loop (common.settings routes it to <svc>.relay).
                     "-Q",
-                    svc,
+                    f"{svc},{svc}.relay",
+                    # One process, three threads: the relay loop holds one, beat's ticks and tasks use the others.
+                    "--pool",
+                    "threads",
                     "--concurrency",
-                    "2",
+                    "3",
                     "--hostname",
                     f"{svc}@%h",
                     "--loglevel",
@@ -250,12 +258,15 @@ def process_table(*, ports: dict[str, list[int]] | None = None) -> list[Process]
             )
         )
     python = str(venv_bin / "python")
-    # Consumers (one process per consumer group; run more of one to scale it up to the partition count)
-    # and the market-data feed.
-    for svc, consumer in CONSUMERS:
-        table.append(
-            Process(f"{svc}_consume_{consumer.replace('-', '_')}", svc, [python, "manage.py", "consume", consumer])
-        )
+    # Consumers: one process per service runs all its groups, a thread each (on 2 cores, 4 processes instead of
+    # 8); `up --consumers SERVICE=N` runs N of them, which share each group's partitions (6: up to 6 processes).
+    consumers = consumers or {}
+    for svc in SERVICES:
+        groups = [name for owner, name in CONSUMERS if owner == svc]
+        for i in range(consumers.get(svc, 1) if groups else 0):
+            table.append(
+                Process(f"{svc}_consumers{'' if i == 0 else i + 1}", svc, [python, "manage.py", "consume", *groups])
+            )
     table.append(
         Process(
             "analytics_svc_feed",
@@ -337,7 +348,7 @@ def up(args: argparse.Namespace) -> int:
             only=["user_svc"],
             quiet=True,
         )
-    table = process_table(ports=ports)
+    table = process_table(ports=ports, consumers=args.consumers)
     procfile = infra.RUN / "Procfile"
     write_procfile(table, procfile)
     print(f"[up] starting {len(table)} processes under honcho ({procfile})", flush=True)
@@ -501,6 +512,12 @@ def main(argv: list[str] | None = None) -> int:
     p_up.add_argument(
         "--scale", type=_scale, action="append", help="run N web instances of a service, e.g. order_svc=3"
     )
+    p_up.add_argument(
+        "--consumers",
+        type=_scale,
+        action="append",
+        help="run N consumer processes of a service (each runs all its groups; up to 6 share the partitions)",
+    )
     sub.add_parser("services", help="what is registered in etcd and whether it answers")
     p_test = sub.add_parser("test", help="every test suite against the real local infrastructure")
     p_test.add_argument(
@@ -525,6 +542,7 @@ def main(argv: list[str] | None = None) -> int:
             run_everywhere(args.manage_args, only=args.only)
         elif args.command == "up":
             args.scale = dict(args.scale or [])
+            args.consumers = dict(args.consumers or [])
             return up(args)
         elif args.command == "services":
             bootstrap()

@@ -128,7 +128,9 @@ def service_settings(*, name: str, base_dir: Path, apps: list[str]) -> dict[str,
                 # ATOMIC_REQUESTS stays off: services open their own transaction.atomic() blocks.
                 "ATOMIC_REQUESTS": False,
                 "CONN_MAX_AGE": env.int("DB_CONN_MAX_AGE", default=60),
-                "CONN_HEALTH_CHECKS": True,
+                # No `SELECT 1` before every request: a connection the database dropped fails its first query
+                # (answered 503, see common.exceptions) and Django closes it, so the next request reconnects.
+                "CONN_HEALTH_CHECKS": False,
             }
         },
         "DEFAULT_AUTO_FIELD": "django.db.models.BigAutoField",
@@ -189,13 +191,24 @@ def service_settings(*, name: str, base_dir: Path, apps: list[str]) -> dict[str,
         "CELERY_TASK_IGNORE_RESULT": True,
         "CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP": True,
         "CELERY_WORKER_HIJACK_ROOT_LOGGER": False,
+        # The outbox relay loop has a queue of its own, so it never sits behind (or holds up) the service's
+        # tasks; the one worker of the service consumes both (-Q <name>,<name>.relay, a threads pool).
+        "CELERY_TASK_ROUTES": {"common.outbox.tasks.relay_loop": {"queue": f"{name}.relay"}},
         "CELERY_BEAT_SCHEDULE": {
-            # The relay is triggered after every publishing commit; the sweep catches any lost trigger.
+            # The relay loop wakes at each commit (the outbox table's NOTIFY trigger) and runs for a bounded
+            # time; beat restarts it when it is gone (a copy sent while it runs returns at once). The sweep
+            # relays only when no loop holds the relay lock: the safety net while the loop is down.
+            "outbox-relay-loop": {
+                "task": "common.outbox.tasks.relay_loop",
+                "schedule": 5.0,
+                "options": {"expires": 5},
+            },
             "outbox-sweep": {"task": "common.outbox.tasks.sweep_outbox", "schedule": 1.0},
             "outbox-purge": {"task": "common.outbox.tasks.purge_outbox", "schedule": 3600.0},
         },
         "OUTBOX_DELIVERY_TIMEOUT_S": env.float("OUTBOX_DELIVERY_TIMEOUT_S", default=30.0),
         "OUTBOX_RETENTION_HOURS": env.float("OUTBOX_RETENTION_HOURS", default=24.0),
+        "OUTBOX_RELAY_LOOP_S": env.float("OUTBOX_RELAY_LOOP_S", default=300.0),
         "LOGGING": {
             "version": 1,
             "disable_existing_loggers": False,

@@ -57,7 +57,7 @@ class System:
 
     @property
     def consumers(self) -> list[str]:
-        return [name for name in self.specs if "_consume_" in name]
+        return [name for name in self.specs if "_consumers" in name]
 
     @property
     def workers(self) -> list[str]:

@@ -448,8 +448,11 @@ def test_compose_runs_no_long_running_process_the_table_does_not_have():
 
 @pytest.mark.parametrize(("svc", "consumer"), manage_all.CONSUMERS)
 def test_every_consumer_group_runs_in_its_service_and_exists_there(svc, consumer):
+    # One process per service runs all its groups (`consume a b c`), as `up` does.
     names = [
-        name for name in processes_of(svc, "consume") if command(name) == ["python", "manage.py", "consume", consumer]
+        name
+        for name in processes_of(svc, "consume")
+        if command(name)[:3] == ["python", "manage.py", "consume"] and consumer in command(name)[3:]
     ]
 
     assert len(names) == 1, f"{svc}'s consumer {consumer} should run in one compose service, runs in {names}"
@@ -479,8 +482,11 @@ def test_gunicorn_and_celery_load_modules_the_service_has(svc):
     assert "def when_ready(" in config_module.read_text(), "the gunicorn config registers the instance"
     assert option(worker, "-A") == svc
     assert f'make_celery_app("{svc}")' in (ROOT / svc / svc / "celery.py").read_text()
-    queue = service_settings(name=svc, base_dir=ROOT / svc, apps=[])["CELERY_TASK_DEFAULT_QUEUE"]
-    assert option(worker, "-Q") == queue
+    celery = service_settings(name=svc, base_dir=ROOT / svc, apps=[])
+    relay_queue = celery["CELERY_TASK_ROUTES"]["common.outbox.tasks.relay_loop"]["queue"]
+    # The service's queue and its relay loop's, in one threads-pool worker (the loop stops within a second there).
+    assert option(worker, "-Q").split(",") == [celery["CELERY_TASK_DEFAULT_QUEUE"], relay_queue]
+    assert option(worker, "--pool") == "threads"
 
 
 @pytest.mark.parametrize("svc", manage_all.SERVICES)

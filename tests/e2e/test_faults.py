@@ -305,7 +305,7 @@ def test_crashes_and_a_broker_outage_lose_nothing_and_conserve_money(system, cap
         for s in manage_all.SERVICES
     )
     duplicates = 0
-    for path in log_dir.glob("*_consume_*.log"):
+    for path in log_dir.glob("*_consumers*.log"):
         for line in path.read_text(errors="replace").splitlines():
             if '"inbox skipped duplicates"' in line:
                 duplicates += json.loads(line[line.index("{") :]).get("duplicates", 0)
