@@ -406,7 +406,12 @@ _handling: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVa
 
 
 @contextmanager
-def handling_spans(envelopes: Sequence[Envelope], *, consumer: str) -> Iterator[None]:
+def handling_spans(
+    envelopes: Sequence[Envelope],
+    *,
+    consumer: str,
+    positions: dict[str, tuple[str, int, int]] | None = None,
+) -> Iterator[dict[str, trace.Span]]:
     """CONSUMER spans for a batch: one per event whose trace is sampled, none for the rest.
 
     Each is a child of the span that published its event, so a sampled order stays one trace across services;
@@ -414,10 +419,10 @@ def handling_spans(envelopes: Sequence[Envelope], *, consumer: str) -> Iterator[
     that span's context on. An unsampled event costs one string check: at the default sampling ratio most of
     a busy batch makes no span at all.
     """
-    if not tracing_active():
-        yield
-        return
     spans: dict[str, trace.Span] = {}
+    if not tracing_active():
+        yield spans
+        return
     for envelope in envelopes:
         if envelope.id in spans or not _sampled(envelope.traceparent):
             continue
@@ -427,12 +432,15 @@ def handling_spans(envelopes: Sequence[Envelope], *, consumer: str) -> Iterator[
             kind=SpanKind.CONSUMER,
         )
         if span.is_recording():
-            span.set_attributes(
-                {"consumer": consumer, "messaging.batch.message_count": len(envelopes), **event_attributes(envelope)}
-            )
+            attributes = {"consumer": consumer, "messaging.batch.message_count": len(envelopes)}
+            if positions and (position := positions.get(envelope.id)):
+                attributes["messaging.destination.name"] = position[0]
+                attributes["messaging.destination.partition.id"] = position[1]
+                attributes["messaging.kafka.offset"] = position[2]
+            span.set_attributes({**attributes, **event_attributes(envelope)})
         spans[envelope.id] = span
     if not spans:
-        yield
+        yield spans
         return
     carriers = {}
     for event_id, span in spans.items():
@@ -442,7 +450,7 @@ def handling_spans(envelopes: Sequence[Envelope], *, consumer: str) -> Iterator[
     token = _handling.set(carriers)
     error: BaseException | None = None
     try:
-        yield
+        yield spans
     except BaseException as exc:
         error = exc
         raise
@@ -453,6 +461,11 @@ def handling_spans(envelopes: Sequence[Envelope], *, consumer: str) -> Iterator[
                 span.record_exception(error)
                 span.set_status(Status(StatusCode.ERROR, repr(error)[:300]))
             span.end()
+
+
+def in_span(span: trace.Span | None) -> AbstractContextManager[Any]:
+    """Make a handling span current (log lines then carry its ids), or do nothing for an untraced event."""
+    return nullcontext() if span is None else trace.use_span(span, end_on_exit=False)
 
 
 def trace_headers_for(cause: Envelope) -> dict[str, str]:

@@ -32,7 +32,7 @@ from common.events import Envelope, EventError, MalformedEvent, UnknownEventType
 from common.logging import ids_of
 from common.outbox.services import enqueue_raw
 from common.topics import dlq
-from common.tracing import handling_spans
+from common.tracing import handling_spans, in_span
 
 logger = logging.getLogger(__name__)
 
@@ -343,23 +343,27 @@ class ConsumerRunner:
         if not items:
             return
         envelopes = [i.envelope for i in items]
+        positions = {i.envelope.id: (i.msg.topic(), i.msg.partition(), i.msg.offset()) for i in items}
         # A span per event whose trace is sampled, none for the rest: what a handler publishes for an event
         # continues that event's trace.
-        with handling_spans(envelopes, consumer=self.spec.name):
+        with handling_spans(envelopes, consumer=self.spec.name, positions=positions) as spans:
             if self.spec.batch_handler is not None:
                 self.spec.batch_handler(envelopes)
                 if logger.isEnabledFor(logging.DEBUG):
                     logger.debug("batch handled", extra={"consumer": self.spec.name, "size": len(envelopes)})
                 return
             for envelope in envelopes:
-                with caused_by(
-                    correlation_id=envelope.correlationid,
-                    causation_id=envelope.id,
-                    envelope=envelope,
-                    event_id=envelope.id,
-                    event_type=envelope.type,
-                    # every line the handler logs names the order / saga / fill / user it is about
-                    **ids_of(envelope.data),
+                with (
+                    in_span(spans.get(envelope.id)),
+                    caused_by(
+                        correlation_id=envelope.correlationid,
+                        causation_id=envelope.id,
+                        envelope=envelope,
+                        event_id=envelope.id,
+                        event_type=envelope.type,
+                        # every line the handler logs names the order / saga / fill / user it is about
+                        **ids_of(envelope.data),
+                    ),
                 ):
                     self.spec.handlers[envelope.type](envelope)
                     logger.info("event handled", extra={"consumer": self.spec.name})
