@@ -2,8 +2,10 @@
 """Consumer throughput with inbox dedup against a bare confluent-kafka consume loop over the same messages.
 
 Prints one JSON object: events, platform_per_s (ConsumerRunner: parse and validate each envelope, claim its id in
-the inbox, run a handler, commit the transaction, then the offsets), baseline_per_s (a bare loop that consumes
-the same topic and reads each value), ratio.
+the inbox, run the handler, commit the transaction, then the offsets), baseline_per_s (a bare loop that consumes
+the same topic and reads each value), ratio; baseline_parse_per_s (a bare loop that also parses each value's
+JSON, the least any Python consumer of JSON events does) and ratio_to_parse. `--handler batch` (the default: the
+set-based batch handler every consumer on the order path uses) or `events` (a handler per event).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--keys", type=int, default=1_000)
     parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--handler", choices=["batch", "events"], default="batch")
     args = parser.parse_args()
 
     bootstrap = setup_django()
@@ -47,33 +50,41 @@ def main() -> None:
                 producer.poll(0.05)
     assert producer.flush(60) == 0
 
+    def bare_loop(read) -> float:
+        bare = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"bench-bare-{uuid.uuid4().hex}",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+            }
+        )
+        bare.subscribe([topic])
+        seen = 0
+        started = None
+        while seen < args.events:
+            for msg in bare.consume(args.batch_size, 1.0):
+                if msg.error() is None:
+                    if started is None:
+                        started = time.perf_counter()
+                    read(msg.value())
+                    seen += 1
+        elapsed = time.perf_counter() - started
+        bare.close()
+        return elapsed
+
     progress("bare consume loop...")
-    bare = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"bench-bare-{uuid.uuid4().hex}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
-    bare.subscribe([topic])
-    seen = 0
-    started = None
-    while seen < args.events:
-        for msg in bare.consume(args.batch_size, 1.0):
-            if msg.error() is None:
-                if started is None:
-                    started = time.perf_counter()
-                msg.value()
-                seen += 1
-    baseline_s = time.perf_counter() - started
-    bare.close()
+    baseline_s = bare_loop(lambda value: value)
+    progress("bare consume loop that parses each message's JSON...")
+    parse_s = bare_loop(json.loads)
 
     progress("platform consumer (inbox dedup, one transaction per batch)...")
     handled = []
-    spec = ConsumerSpec(
-        name=f"bench-{uuid.uuid4().hex[:6]}", topics=[topic], handlers={"bench.sample": lambda e: handled.append(1)}
-    )
+    name = f"bench-{uuid.uuid4().hex[:6]}"
+    if args.handler == "batch":
+        spec = ConsumerSpec(name=name, topics=[topic], batch_handler=handled.extend, types=frozenset({"bench.sample"}))
+    else:
+        spec = ConsumerSpec(name=name, topics=[topic], handlers={"bench.sample": lambda e: handled.append(1)})
     runner = ConsumerRunner(spec, batch_size=args.batch_size)
     stats = runner.run(max_messages=args.events, idle_exit_s=10)
     progress(f"batches: {stats.batches}")
@@ -85,15 +96,19 @@ def main() -> None:
 
     platform = args.events / platform_s
     baseline = args.events / baseline_s
+    baseline_parse = args.events / parse_s
     print(
         json.dumps(
             {
                 "benchmark": "consumer with inbox",
+                "handler": args.handler,
                 "events": args.events,
                 "batch_size": args.batch_size,
                 "platform_per_s": round(platform),
                 "baseline_per_s": round(baseline),
                 "ratio": round(platform / baseline, 3),
+                "baseline_parse_per_s": round(baseline_parse),
+                "ratio_to_parse": round(platform / baseline_parse, 3),
                 "platform_s": round(platform_s, 2),
                 "baseline_s": round(baseline_s, 2),
             }
