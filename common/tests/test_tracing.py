@@ -12,7 +12,6 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
-from django.core.cache import cache
 from django.db import transaction
 from django.test import Client
 from opentelemetry import trace
@@ -26,7 +25,7 @@ from common.consumers.base import ConsumerRunner, ConsumerSpec
 from common.events import Envelope
 from common.logging import JsonFormatter
 from common.outbox import relay
-from common.outbox.services import RELAY_REQUEST_KEY, publish
+from common.outbox.services import Outgoing, publish, publish_many
 from common.testing.http import http
 from common.testing.kafka import produce
 from common.tests.handlers import effects_spec
@@ -48,6 +47,7 @@ def spans() -> Iterator[InMemorySpanExporter]:
     """
     previous = os.environ.get("TRACING_ENABLED")
     os.environ["TRACING_ENABLED"] = "true"
+    os.environ["TRACING_SAMPLE_RATIO"] = "1.0"  # every trace these tests start is kept (the default keeps 10%)
     tracing.start_tracing(kind="test")
     memory = InMemorySpanExporter()
     trace.get_tracer_provider().add_span_processor(SimpleSpanProcessor(memory))
@@ -68,20 +68,6 @@ def json_lines() -> Iterator[io.StringIO]:
     logger.setLevel(logging.INFO)
     yield out
     logger.removeHandler(handler)
-
-
-@pytest.fixture
-def relay_requests() -> Iterator[None]:
-    """After-commit relay requests go to the real broker (the test project's Celery app), for this test only."""
-    from celery import current_app
-
-    previous = current_app._get_current_object()
-    from common.tests.celery_app import app
-
-    app.set_current()
-    cache.delete(RELAY_REQUEST_KEY)  # so the next commit asks for a relay run, whatever earlier tests asked for
-    yield
-    previous.set_current()
 
 
 def _zipkin_trace(trace_id: str, *, until: Callable[[list[dict]], bool], timeout: float = 15.0) -> list[dict]:
@@ -183,34 +169,69 @@ def test_what_a_handler_publishes_continues_the_trace_and_its_log_lines_carry_th
     assert [line["span_id"] for line in lines] == [outer["id"], inner["id"]]
 
 
-def _batch_spec(topic: str, seen: list[list[str]]) -> ConsumerSpec:
-    return ConsumerSpec(
-        name=f"batch-{uuid.uuid4().hex[:8]}",
-        topics=[topic],
-        batch_handler=lambda envelopes: seen.append([e.id for e in envelopes]),
-    )
+def _batch_spec(
+    topic: str, seen: list[list[str]], handler: Callable[[list[Envelope]], None] | None = None
+) -> ConsumerSpec:
+    def handle(envelopes: list[Envelope]) -> None:
+        seen.append([e.id for e in envelopes])
+        if handler is not None:
+            handler(envelopes)
+
+    return ConsumerSpec(name=f"batch-{uuid.uuid4().hex[:8]}", topics=[topic], batch_handler=handle)
 
 
-def test_a_batch_handler_runs_in_one_span_linked_to_every_traced_event(kafka_topic, spans):
+def test_a_batch_handler_gives_each_traced_event_its_own_span_and_its_answers_continue_it(kafka_topic, spans):
+    answers: list[tuple[str, Envelope]] = []
+
+    def answer(envelopes: list[Envelope]) -> None:
+        outgoing = [Outgoing(kafka_topic, "test.pinged", e.subject, {"seq": 100}, cause=e) for e in envelopes]
+        answers.extend(zip([e.id for e in envelopes], publish_many(outgoing), strict=True))
+
     seen: list[list[str]] = []
-    spec = _batch_spec(kafka_topic, seen)
+    spec = _batch_spec(kafka_topic, seen, answer)
     published = [_publish_in_request(kafka_topic, seq=seq) for seq in range(3)]
     relay.relay_pending()
     spans.clear()
 
     ConsumerRunner(spec, batch_size=100).run(max_messages=3, idle_exit_s=5)
 
-    batch_spans = [s for s in spans.get_finished_spans() if s.name == f"handle batch {spec.name}"]
+    handled = {s.attributes["event.id"]: s for s in spans.get_finished_spans() if s.name == "handle test.pinged"}
     assert sorted(i for ids in seen for i in ids) == sorted(e.id for e, _ in published)
-    assert len(batch_spans) == len(seen)
-    assert {link.context.span_id for s in batch_spans for link in s.links} == {r.span_id for _, r in published}
-    assert sum(s.attributes["messaging.batch.message_count"] for s in batch_spans) == 3
-    for span in batch_spans:
+    assert set(handled) == {e.id for e, _ in published}  # one span per traced event, however they were batched
+    for envelope, request in published:
+        span = handled[envelope.id]
         assert span.kind is SpanKind.CONSUMER
-        if len(span.links) == 1:  # one trace in the batch: the span sits in it, where Zipkin shows it
-            assert span.parent.span_id == span.links[0].context.span_id
-        else:
-            assert span.parent is None
+        assert span.parent.span_id == request.span_id and span.context.trace_id == request.trace_id
+        assert span.attributes["messaging.destination.name"] == kafka_topic
+    by_cause = dict(answers)
+    for envelope, request in published:
+        answer_trace = by_cause[envelope.id].traceparent
+        span = handled[envelope.id]
+        assert answer_trace.startswith(f"00-{_hex(request, 'trace_id')}-{_hex(span.context, 'span_id')}-")
+        assert int(answer_trace[-2:], 16) & 0x01  # sampled
+        assert by_cause[envelope.id].causationid == envelope.id
+        assert by_cause[envelope.id].correlationid == envelope.correlationid
+
+
+def test_an_unsampled_event_makes_no_span_and_its_answer_keeps_the_decision(kafka_bootstrap, kafka_topic, spans):
+    answers: list[Envelope] = []
+    spec = _batch_spec(
+        kafka_topic,
+        [],
+        lambda envelopes: answers.extend(
+            publish_many([Outgoing(kafka_topic, "test.pinged", e.subject, {"seq": 1}, cause=e) for e in envelopes])
+        ),
+    )
+    unsampled = f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-00"
+    event = Envelope.new("test.pinged", source="web", subject="k", data={"seq": 0}, traceparent=unsampled)
+    produce(kafka_bootstrap, kafka_topic, [(b"k", event.to_json())])
+    spans.clear()
+
+    ConsumerRunner(spec, batch_size=100).run(max_messages=1, idle_exit_s=5)
+
+    assert spans.get_finished_spans() == ()
+    (answered,) = answers
+    assert answered.traceparent == unsampled
 
 
 def test_a_batch_of_untraced_events_is_handled_without_a_span(kafka_bootstrap, kafka_topic, spans):
@@ -249,31 +270,37 @@ def test_health_probes_make_no_spans(spans):
     assert spans.get_finished_spans() == ()
 
 
-def test_a_prefork_worker_relays_in_the_request_trace_from_its_own_pool_process(
-    kafka_topic, spans, spawn, relay_requests
+@pytest.mark.parametrize(
+    ("pool", "concurrency"),
+    [("threads", "3"), ("prefork", "1")],  # threads: what the platform runs (manage_all, compose)
+)
+def test_a_worker_relay_loop_relays_in_the_request_trace_and_exports_from_the_process_that_ran_it(
+    kafka_topic, spans, spawn, pool, concurrency
 ):
-    worker = spawn("worker", "--pool", "prefork", "--concurrency", "1")
+    from common.tests.celery_app import app
+
+    worker = spawn(
+        "worker", "--pool", pool, "--concurrency", concurrency, "-Q", "platform_common,platform_common.relay"
+    )
+    app.send_task("common.outbox.tasks.relay_loop")  # as beat sends it; no task per commit any more
 
     envelope, request = _publish_in_request(kafka_topic)
 
-    stored = _zipkin_trace(
-        _hex(request, "trace_id"),
-        until=lambda s: _named(s, "run/common.outbox.tasks.relay_outbox") and _named(s, "relay test.pinged"),
-        timeout=60,
-    )
-    (asked,) = _named(stored, "apply_async/common.outbox.tasks.relay_outbox")
-    (ran,) = _named(stored, "run/common.outbox.tasks.relay_outbox")
+    stored = _zipkin_trace(_hex(request, "trace_id"), until=lambda s: _named(s, "relay test.pinged"), timeout=60)
     (relayed,) = _named(stored, "relay test.pinged")
-    assert asked["parentId"] == _hex(request, "span_id")
-    assert ran["parentId"] == asked["id"]
     assert relayed["parentId"] == _hex(request, "span_id")
+    assert relayed["kind"] == "PRODUCER"
     assert relayed["tags"]["event.id"] == envelope.id
-    assert ran["tags"]["platform.process.kind"] == relayed["tags"]["platform.process.kind"] == "worker"
-    # Exported by the pool process itself, which started its own SDK after the fork.
-    instance = ran["tags"]["service.instance.id"]
-    assert instance == relayed["tags"]["service.instance.id"]
-    assert instance == f"{socket.gethostname()}:{instance.rsplit(':', 1)[1]}"
-    assert instance.rsplit(":", 1)[1] != str(worker.popen.pid)
+    assert relayed["tags"]["platform.process.kind"] == "worker"
+    # Woken by the commit's NOTIFY: no Celery task joined the request's trace (the loop's own run is a
+    # housekeeping root, dropped, or its SQL would make one endless trace).
+    assert [s["name"] for s in stored if "/common.outbox.tasks." in s["name"]] == []
+    # Exported by the process that ran the loop, which started its own SDK: the worker itself with threads
+    # (worker_init), the pool child after the fork with prefork (worker_process_init).
+    instance = relayed["tags"]["service.instance.id"]
+    host, pid = instance.rsplit(":", 1)
+    assert host == socket.gethostname()
+    assert (pid == str(worker.popen.pid)) is (pool == "threads")
 
 
 # --- switches and failures ------------------------------------------------------------------------------------
@@ -352,9 +379,15 @@ def test_lone_queries_and_housekeeping_ticks_start_no_trace_but_requests_do():
     quiet = tracing.quiet_root_names(settings.CELERY_BEAT_SCHEDULE)
     sampler = tracing.make_sampler(1.0, quiet_roots=quiet)
 
-    assert quiet == {"apply_async/common.outbox.tasks.sweep_outbox", "run/common.outbox.tasks.sweep_outbox"}
+    assert quiet == {
+        f"{step}/common.outbox.tasks.{task}"
+        for step in ("apply_async", "run")
+        for task in ("relay_loop", "sweep_outbox")
+    }
     assert _decision(sampler, "SELECT", SpanKind.CLIENT) is Decision.DROP
     assert _decision(sampler, "run/common.outbox.tasks.sweep_outbox", SpanKind.CONSUMER) is Decision.DROP
+    # The relay loop's run lasts minutes: kept, every pass's statements would hang under it in one trace.
+    assert _decision(sampler, "run/common.outbox.tasks.relay_loop", SpanKind.CONSUMER) is Decision.DROP
     assert _decision(sampler, "GET api/orders/", SpanKind.SERVER) is Decision.RECORD_AND_SAMPLE
     assert _decision(sampler, "run/common.outbox.tasks.purge_outbox", SpanKind.CONSUMER) is (Decision.RECORD_AND_SAMPLE)
 
