@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 
+from common.events import Envelope
 from common.exceptions import ApplicationError
-from common.outbox.services import publish
+from common.outbox.services import Outgoing, publish_many
 from common.topics import Topic
 from transactions.models import AMOUNT, Side, Transaction, TransactionEvent, TransactionEventType
 from transactions.partitions import DEFAULT_PARTITION, PARENT, Month, create_partition_sql
@@ -46,6 +50,263 @@ def _utc(name: str, value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
+@dataclass(frozen=True)
+class FillToBook:
+    """An `order.filled` to book in the ledger (values parsed; checked by order_events_record)."""
+
+    event_id: str
+    fill_id: str
+    order_id: str
+    user_id: uuid.UUID
+    symbol: str
+    base_asset: str
+    quote_asset: str
+    side: str
+    price: Decimal
+    qty: Decimal
+    quote_qty: Decimal
+    fee: Decimal
+    fee_asset: str
+    order_status: str
+    executed_at: datetime
+    occurred_at: datetime
+    data: dict[str, Any]
+    is_maker: bool | None = None
+    trade_id: int | None = None
+    cause: Envelope | None = None  # the event this answers: transaction.recorded continues its chain and trace
+
+
+@dataclass(frozen=True)
+class OrderEventToLog:
+    """An order event that books nothing (cancelled, rejected), to log once per order."""
+
+    event_id: str
+    event_type: str
+    order_id: str
+    user_id: uuid.UUID
+    symbol: str
+    data: dict[str, Any]
+    occurred_at: datetime
+    status: str = ""
+    reason: str = ""
+
+
+@dataclass
+class RecordedEvents:
+    """What order_events_record wrote: the new ledger rows and the new event-log rows, in the given order."""
+
+    transactions: list[Transaction] = field(default_factory=list)
+    events: list[TransactionEvent] = field(default_factory=list)
+
+
+# The unique keys that make a second copy of an order event a duplicate rather than an error. Every unique
+# key of transaction_events is one of these (a test compares them with the catalog), which is what lets the
+# event-log INSERT say ON CONFLICT DO NOTHING without naming one.
+_DUPLICATE_EVENT_KEYS = {
+    "transaction_events_event_id_key",
+    "transaction_events_one_end_per_order",
+    "transaction_events_one_per_fill",
+}
+
+_CLAIM_FILLS = (
+    "INSERT INTO recorded_fills (fill_id, transaction_id, executed_at, recorded_at) "
+    "SELECT f, t, e, now() FROM unnest(%s::text[], %s::uuid[], %s::timestamptz[]) AS u(f, t, e) "
+    # One order of unique-key locks for every batch, so two batches claiming the same fills never deadlock.
+    "ORDER BY f ON CONFLICT (fill_id) DO NOTHING RETURNING fill_id"
+)
+_LOG_EVENTS = (
+    "INSERT INTO transaction_events (event_id, event_type, order_id, user_id, symbol, fill_id, transaction_id, "
+    "status, reason, data, occurred_at, recorded_at) "
+    "SELECT e, t, o, usr, s, f, tx, st, r, d::jsonb, oc, now() FROM unnest(%s::text[], %s::text[], %s::text[], "
+    "%s::uuid[], %s::text[], %s::text[], %s::uuid[], %s::text[], %s::text[], %s::text[], %s::timestamptz[]) "
+    "WITH ORDINALITY AS u(e, t, o, usr, s, f, tx, st, r, d, oc, n) "
+    # Offset order, so the log's ids follow the events' order as they did when logged one by one.
+    "ORDER BY n ON CONFLICT DO NOTHING RETURNING id, event_id, recorded_at"
+)
+
+
+def order_events_record(events: Sequence[FillToBook | OrderEventToLog]) -> RecordedEvents:
+    """Book the fills and log the order events of a batch, set-based: at most four statements whatever its size.
+
+    Every event is checked first (an ApplicationError names the first bad one, and nothing is written). Then:
+    one INSERT claims the fill ids in recorded_fills (unpartitioned, so unique across every month; a fill
+    already there, under whatever event id, or twice in the batch, is booked once), one INSERT adds the
+    ledger rows (the partitioned parent routes each to its month, or to the default partition), one INSERT
+    logs the events (a duplicate by any of _DUPLICATE_EVENT_KEYS is skipped), and one publish_many emits
+    `transaction.recorded` per booked fill. Runs in the caller's transaction (a consumer's batch) without a
+    savepoint, or in its own.
+    """
+    for event in events:
+        _check(event)
+    with transaction.atomic(savepoint=False):
+        booked = _claim_fills([e for e in events if isinstance(e, FillToBook)])
+        result = RecordedEvents()
+        result.transactions = Transaction.objects.bulk_create([row for _, row in booked.values()]) if booked else []
+        result.events = _log(events, booked)
+        publish_many([_recorded(fill, row) for fill, row in booked.values()])
+    return result
+
+
+def _check(event: FillToBook | OrderEventToLog) -> None:
+    if isinstance(event, OrderEventToLog):
+        if event.event_type == TransactionEventType.ORDER_FILLED or event.event_type not in TransactionEventType.values:
+            raise ApplicationError(f"{event.event_type} is not an event recorded on its own", code="invalid_event")
+        _utc("occurred_at", event.occurred_at)
+        return
+    if event.side not in Side.values:
+        raise ApplicationError(f"side must be BUY or SELL, not {event.side!r}", code="invalid_fill")
+    _amount("price", event.price)
+    _amount("qty", event.qty)
+    _amount("quote_qty", event.quote_qty)
+    _amount("fee", event.fee, allow_zero=True)
+    _utc("executed_at", event.executed_at)
+    _utc("occurred_at", event.occurred_at)
+
+
+def _claim_fills(fills: list[FillToBook]) -> dict[str, tuple[FillToBook, Transaction]]:
+    """Claim each fill id once; the fills this batch books, by event id, in the batch's order."""
+    first: dict[str, tuple[FillToBook, Transaction]] = {}
+    for fill in fills:
+        if fill.fill_id in first:
+            logger.info("fill already recorded", extra={"fill_id": fill.fill_id, "event_id": fill.event_id})
+            continue
+        first[fill.fill_id] = (fill, _ledger_row(fill))
+    if not first:
+        return {}
+    rows = [row for _, row in first.values()]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _CLAIM_FILLS,
+            [[r.fill_id for r in rows], [str(r.id) for r in rows], [r.executed_at for r in rows]],
+        )
+        claimed = {fill_id for (fill_id,) in cursor.fetchall()}
+    booked = {}
+    for fill_id, (fill, row) in first.items():
+        if fill_id in claimed:
+            booked[fill.event_id] = (fill, row)
+        else:
+            logger.info("fill already recorded", extra={"fill_id": fill_id, "event_id": fill.event_id})
+    return booked
+
+
+def _ledger_row(fill: FillToBook) -> Transaction:
+    return Transaction(
+        id=uuid.uuid4(),
+        fill_id=fill.fill_id,
+        order_id=fill.order_id,
+        user_id=fill.user_id,
+        symbol=fill.symbol,
+        base_asset=fill.base_asset,
+        quote_asset=fill.quote_asset,
+        side=fill.side,
+        price=fill.price,
+        qty=fill.qty,
+        quote_qty=fill.quote_qty,
+        fee=fill.fee,
+        fee_asset=fill.fee_asset,
+        order_status=fill.order_status,
+        is_maker=fill.is_maker,
+        trade_id=fill.trade_id,
+        executed_at=fill.executed_at.astimezone(UTC),
+    )
+
+
+def _log(
+    events: Sequence[FillToBook | OrderEventToLog], booked: dict[str, tuple[FillToBook, Transaction]]
+) -> list[TransactionEvent]:
+    """Log the booked fills and every order event that books nothing; duplicates of logged ones drop out."""
+    rows = []
+    for event in events:
+        if isinstance(event, FillToBook):
+            if event.event_id not in booked:
+                continue  # its fill is booked already, and logged with the event that booked it
+            ledger = booked[event.event_id][1]
+            rows.append(
+                TransactionEvent(
+                    event_id=event.event_id,
+                    event_type=TransactionEventType.ORDER_FILLED,
+                    order_id=event.order_id,
+                    user_id=event.user_id,
+                    symbol=event.symbol,
+                    fill_id=event.fill_id,
+                    transaction_id=ledger.id,
+                    status=event.order_status,
+                    data=event.data,
+                    occurred_at=event.occurred_at.astimezone(UTC),
+                )
+            )
+        else:
+            rows.append(
+                TransactionEvent(
+                    event_id=event.event_id,
+                    event_type=event.event_type,
+                    order_id=event.order_id,
+                    user_id=event.user_id,
+                    symbol=event.symbol,
+                    status=event.status,
+                    reason=event.reason[:255],
+                    data=event.data,
+                    occurred_at=event.occurred_at.astimezone(UTC),
+                )
+            )
+    if not rows:
+        return []
+    columns = [
+        [r.event_id for r in rows],
+        [str(r.event_type) for r in rows],
+        [r.order_id for r in rows],
+        [str(r.user_id) for r in rows],
+        [r.symbol for r in rows],
+        [r.fill_id for r in rows],
+        [None if r.transaction_id is None else str(r.transaction_id) for r in rows],
+        [r.status for r in rows],
+        [r.reason for r in rows],
+        [json.dumps(r.data) for r in rows],
+        [r.occurred_at for r in rows],
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_LOG_EVENTS, columns)
+        inserted = {event_id: (pk, recorded_at) for pk, event_id, recorded_at in cursor.fetchall()}
+    logged = []
+    for row in rows:
+        if row.event_id not in inserted:
+            if row.fill_id is not None:
+                # The fill was claimed just now, so its event cannot be logged yet: this event id is reused.
+                raise ApplicationError(
+                    f"event {row.event_id} of fill {row.fill_id} conflicts with an event logged before",
+                    code="conflicting_event",
+                )
+            logger.info("order event already recorded", extra={"order_id": row.order_id, "event_type": row.event_type})
+            continue
+        row.pk, row.recorded_at = inserted[row.event_id]
+        row._state.adding = False  # it is in the database now, as create() would leave it
+        logged.append(row)
+    return logged
+
+
+def _recorded(fill: FillToBook, row: Transaction) -> Outgoing:
+    return Outgoing(
+        topic=Topic.TRANSACTION_EVENTS,
+        type="transaction.recorded",
+        key=str(row.user_id),
+        data={
+            "transaction_id": str(row.id),
+            "fill_id": row.fill_id,
+            "order_id": row.order_id,
+            "user_id": str(row.user_id),
+            "symbol": row.symbol,
+            "side": row.side,
+            "price": decimal_str(row.price),
+            "qty": decimal_str(row.qty),
+            "quote_qty": decimal_str(row.quote_qty),
+            "fee": decimal_str(row.fee),
+            "fee_asset": row.fee_asset,
+            "executed_at": row.executed_at,
+        },
+        cause=fill.cause,
+    )
+
+
 def transaction_record(
     *,
     event_id: str,
@@ -68,86 +329,30 @@ def transaction_record(
     is_maker: bool | None = None,
     trade_id: int | None = None,
 ) -> Transaction | None:
-    """Book one fill: a ledger row, its event row and `transaction.recorded`, or nothing if already booked.
-
-    The fill id is claimed in recorded_fills first (unpartitioned, so unique across every month); a
-    fill already there, under whatever event id, makes this a no-op that returns None.
-    """
-    if side not in Side.values:
-        raise ApplicationError(f"side must be BUY or SELL, not {side!r}", code="invalid_fill")
-    price, qty, quote_qty = _amount("price", price), _amount("qty", qty), _amount("quote_qty", quote_qty)
-    fee = _amount("fee", fee, allow_zero=True)
-    executed_at, occurred_at = _utc("executed_at", executed_at), _utc("occurred_at", occurred_at)
-    transaction_id = uuid.uuid4()
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "INSERT INTO recorded_fills (fill_id, transaction_id, executed_at, recorded_at) "
-                "VALUES (%s, %s, %s, now()) ON CONFLICT (fill_id) DO NOTHING RETURNING fill_id",
-                [fill_id, transaction_id, executed_at],
-            )
-            if cursor.fetchone() is None:
-                logger.info("fill already recorded", extra={"fill_id": fill_id, "event_id": event_id})
-                return None
-        record = Transaction.objects.create(
-            id=transaction_id,
-            fill_id=fill_id,
-            order_id=order_id,
-            user_id=user_id,
-            symbol=symbol,
-            base_asset=base_asset,
-            quote_asset=quote_asset,
-            side=side,
-            price=price,
-            qty=qty,
-            quote_qty=quote_qty,
-            fee=fee,
-            fee_asset=fee_asset,
-            order_status=order_status,
-            is_maker=is_maker,
-            trade_id=trade_id,
-            executed_at=executed_at,
-        )
-        TransactionEvent.objects.create(
-            event_id=event_id,
-            event_type=TransactionEventType.ORDER_FILLED,
-            order_id=order_id,
-            user_id=user_id,
-            symbol=symbol,
-            fill_id=fill_id,
-            transaction_id=transaction_id,
-            status=order_status,
-            data=data,
-            occurred_at=occurred_at,
-        )
-        publish(
-            Topic.TRANSACTION_EVENTS,
-            "transaction.recorded",
-            str(user_id),
-            {
-                "transaction_id": str(transaction_id),
-                "fill_id": fill_id,
-                "order_id": order_id,
-                "user_id": str(user_id),
-                "symbol": symbol,
-                "side": side,
-                "price": decimal_str(price),
-                "qty": decimal_str(qty),
-                "quote_qty": decimal_str(quote_qty),
-                "fee": decimal_str(fee),
-                "fee_asset": fee_asset,
-                "executed_at": executed_at,
-            },
-        )
-    return record
-
-
-# The unique keys that make a second copy of an order event a duplicate rather than an error.
-_DUPLICATE_EVENT_KEYS = {
-    "transaction_events_event_id_key",
-    "transaction_events_one_end_per_order",
-    "transaction_events_one_per_fill",
-}
+    """Book one fill: a ledger row, its event row and `transaction.recorded`, or nothing (None) if already booked."""
+    fill = FillToBook(
+        event_id=event_id,
+        fill_id=fill_id,
+        order_id=order_id,
+        user_id=user_id,
+        symbol=symbol,
+        base_asset=base_asset,
+        quote_asset=quote_asset,
+        side=side,
+        price=price,
+        qty=qty,
+        quote_qty=quote_qty,
+        fee=fee,
+        fee_asset=fee_asset,
+        order_status=order_status,
+        executed_at=executed_at,
+        occurred_at=occurred_at,
+        data=data,
+        is_maker=is_maker,
+        trade_id=trade_id,
+    )
+    recorded = order_events_record([fill]).transactions
+    return recorded[0] if recorded else None
 
 
 def transaction_event_record(
@@ -163,29 +368,19 @@ def transaction_event_record(
     occurred_at: datetime,
 ) -> TransactionEvent | None:
     """Log an order event that books nothing (cancelled, rejected); None if this order's event is logged."""
-    if event_type == TransactionEventType.ORDER_FILLED or event_type not in TransactionEventType.values:
-        raise ApplicationError(f"{event_type} is not an event recorded on its own", code="invalid_event")
-    occurred_at = _utc("occurred_at", occurred_at)
-    try:
-        # The savepoint lets the database decide on duplicates (concurrent copies included) without
-        # aborting the consumer's batch transaction.
-        with transaction.atomic():
-            return TransactionEvent.objects.create(
-                event_id=event_id,
-                event_type=event_type,
-                order_id=order_id,
-                user_id=user_id,
-                symbol=symbol,
-                status=status,
-                reason=reason[:255],
-                data=data,
-                occurred_at=occurred_at,
-            )
-    except IntegrityError as exc:
-        if getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None) not in _DUPLICATE_EVENT_KEYS:
-            raise
-        logger.info("order event already recorded", extra={"order_id": order_id, "event_type": event_type})
-        return None
+    event = OrderEventToLog(
+        event_id=event_id,
+        event_type=event_type,
+        order_id=order_id,
+        user_id=user_id,
+        symbol=symbol,
+        status=status,
+        reason=reason,
+        data=data,
+        occurred_at=occurred_at,
+    )
+    logged = order_events_record([event]).events
+    return logged[0] if logged else None
 
 
 def partitions_ensure(*, months_ahead: int, months_before: int = 1, now: datetime | None = None) -> list[str]:

@@ -11,13 +11,16 @@ import uuid
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Producer
 from django.conf import settings
 
 from common.consumers.base import ConsumerRunner
 from common.consumers.models import DeadLetter
 from common.outbox.models import OutboxMessage
 from common.testing.kafka import produce
-from transactions.handlers import CONSUMERS, order_events_spec
+from common.testing.outbox import published
+from common.topics import dlq
+from transactions.handlers import CONSUMERS, handle_order_events, order_events_spec
 from transactions.models import Transaction, TransactionEvent
 from transactions.tests.factories import order_event
 
@@ -28,6 +31,16 @@ SERVICE_DIR = Path(__file__).resolve().parents[2]
 
 def _send(bootstrap: str, topic: str, *envelopes) -> None:
     produce(bootstrap, topic, [(e.subject.encode(), e.to_json()) for e in envelopes])
+
+
+UNREAD = ("order.created", "order.accepted")
+
+
+def _produce_with_headers(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes, list]]) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all"})
+    for key, value, headers in messages:
+        producer.produce(topic, key=key, value=value, headers=headers)
+    assert producer.flush(30) == 0
 
 
 def _run(topic: str, *, expect: int) -> ConsumerRunner:
@@ -41,7 +54,9 @@ def test_the_service_declares_the_order_events_consumer():
     (spec,) = CONSUMERS
 
     assert (spec.name, spec.topics, spec.inbox) == ("order-events", ["order-events"], True)
-    assert set(spec.handlers) == {"order.filled", "order.cancelled", "order.rejected"}
+    assert spec.types == {"order.filled", "order.cancelled", "order.rejected"}
+    assert spec.batch_handler is handle_order_events
+    assert not spec.handles("order.created") and not spec.handles("order.accepted")
     assert settings.PLATFORM_CONSUMERS == "transactions.handlers.CONSUMERS"
 
 
@@ -91,6 +106,44 @@ def test_a_fill_that_cannot_be_booked_goes_to_the_dlq_at_once_and_the_rest_is_bo
     assert runner.stats.dead_lettered == 1
     assert list(Transaction.objects.values_list("fill_id", flat=True)) == [good.data["fill_id"]]
     assert not TransactionEvent.objects.filter(event_id=bad.id).exists()
+
+
+def test_a_batch_mixing_duplicates_poison_and_valid_events_has_each_valid_effect_once(kafka_bootstrap, kafka_topic):
+    name = f"order-events-test-{uuid.uuid4().hex[:8]}"
+    processed = order_event("order.filled")
+    _send(kafka_bootstrap, kafka_topic, processed)
+    ConsumerRunner(order_events_spec(topic=kafka_topic, name=name)).run(max_messages=1, idle_exit_s=5)
+    fill = order_event("order.filled")
+    resent = order_event("order.filled", **fill.data)  # the same fill under a new event id
+    cancelled, rejected = order_event("order.cancelled"), order_event("order.rejected")
+    not_a_user = order_event("order.filled", user_id="not-a-uuid")
+    too_precise = order_event("order.filled", qty="0.0000000000000000001")
+    _send(kafka_bootstrap, kafka_topic, fill, not_a_user, fill, processed, cancelled, too_precise, resent, rejected)
+    # Types this consumer does not read are skipped from the header: these bodies would be dead-lettered if parsed.
+    _produce_with_headers(kafka_bootstrap, kafka_topic, [(b"o", b"{", [("ce_type", t)]) for t in UNREAD])
+
+    runner = ConsumerRunner(order_events_spec(topic=kafka_topic, name=name))
+    stats = runner.run(max_messages=10, idle_exit_s=5)
+
+    assert (stats.received, stats.skipped, stats.duplicates, stats.dead_lettered) == (10, 2, 2, 2)
+    assert stats.handled == 4 and stats.retried_batches >= 1  # fill, cancelled, rejected, resent (a no-op)
+    assert sorted(Transaction.objects.values_list("fill_id", flat=True)) == sorted(
+        [processed.data["fill_id"], fill.data["fill_id"]]
+    )
+    assert sorted(TransactionEvent.objects.values_list("event_id", flat=True)) == sorted(
+        [processed.id, fill.id, cancelled.id, rejected.id]
+    )
+    assert sorted(d["fill_id"] for d in published("transaction.recorded")) == sorted(
+        [processed.data["fill_id"], fill.data["fill_id"]]
+    )
+    letters = DeadLetter.objects.order_by("event_id").values_list("event_id", "attempts", "error")
+    assert sorted(letters) == sorted(
+        [
+            (not_a_user.id, 1, "permanent: user_id 'not-a-uuid' is not a UUID"),
+            (too_precise.id, 1, "permanent: qty has more than 18 decimal places"),
+        ]
+    )
+    assert OutboxMessage.objects.filter(topic=dlq(kafka_topic)).count() == 2
 
 
 def _database_url() -> str:

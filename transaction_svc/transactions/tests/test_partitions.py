@@ -11,14 +11,15 @@ import pytest
 from django.conf import settings
 from django.core import checks
 from django.core.management import CommandError, call_command
-from django.db import connection
+from django.db import connection, transaction
 
 from transactions import tasks
+from transactions.handlers import handle_order_events
 from transactions.models import Transaction
 from transactions.partitions import DEFAULT_PARTITION, Month
 from transactions.selectors import TransactionFilters, default_partition_rows, partition_list, transaction_list
 from transactions.services import partitions_ensure
-from transactions.tests.factories import record_fill
+from transactions.tests.factories import order_event, record_fill
 
 # Plain django_db: each test's DDL (CREATE TABLE ... PARTITION OF) rolls back with its transaction.
 pytestmark = pytest.mark.django_db
@@ -50,6 +51,19 @@ def test_a_fill_of_this_month_lands_in_this_months_partition():
 
     assert _partition_of(record.id) == Month.of(record.executed_at).partition
     assert default_partition_rows() == {}
+
+
+def test_one_batch_of_fills_of_several_months_routes_each_to_its_partition_and_a_stray_to_default():
+    current = Month.of(datetime.now(UTC))
+    months = [current, current.plus(-1), STRAY_MONTH, current.plus(1)]
+    fills = [order_event("order.filled", executed_at=month.start + timedelta(hours=1)) for month in months]
+
+    with transaction.atomic():
+        handle_order_events(fills)
+
+    placed = [_partition_of(Transaction.objects.get(fill_id=f.data["fill_id"]).id) for f in fills]
+    assert placed == [current.partition, current.plus(-1).partition, DEFAULT_PARTITION, current.plus(1).partition]
+    assert default_partition_rows() == {STRAY_MONTH: 1}
 
 
 def test_ensuring_partitions_creates_the_months_ahead_once():

@@ -1,19 +1,26 @@
-"""Booking fills and logging order events through the services: exact rows, one event out, no partial writes."""
+"""Booking fills and logging order events: exact rows, one event out, no partial writes, statements per batch."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
+from common.consumers.base import PermanentError
+from common.events import Envelope
 from common.exceptions import ApplicationError
 from common.outbox.models import OutboxMessage
+from common.testing.outbox import published
+from transactions.handlers import handle_order_events
 from transactions.models import RecordedFill, Transaction, TransactionEvent
-from transactions.services import transaction_event_record, transaction_record
-from transactions.tests.factories import fill_data, record_fill
+from transactions.services import _DUPLICATE_EVENT_KEYS, transaction_event_record, transaction_record
+from transactions.tests.factories import fill_data, order_event, record_fill
 
 pytestmark = pytest.mark.django_db
 
@@ -177,3 +184,116 @@ def test_a_rejection_keeps_its_reason():
         "order.rejected",
         "insufficient balance",
     )
+
+
+# --- the batch: one set-based call for every event of a Kafka batch ----------------------------------------
+
+
+def _batch(size: int) -> list:
+    """`size` events of as many orders: fills, cancellations and rejections in turn (a fill first)."""
+    kinds = ["order.filled", "order.cancelled", "order.rejected"]
+    return [order_event(kinds[n % 3]) for n in range(size)]
+
+
+def _handle(envelopes: list) -> int:
+    """Handle a batch as the runner does (inside its transaction); the number of SQL statements it took."""
+    with transaction.atomic(), CaptureQueriesContext(connection) as ctx:
+        handle_order_events(envelopes)
+    return len(ctx.captured_queries)
+
+
+def test_a_batch_costs_four_statements_whatever_its_size():
+    # recorded_fills, transactions, transaction_events, outbox: one INSERT each, for 1 event as for 100.
+    one, hundred = _batch(1), _batch(100)
+
+    assert (_handle(one), _handle(hundred)) == (4, 4)
+    fills = [e for e in one + hundred if e.type == "order.filled"]
+    assert Transaction.objects.count() == RecordedFill.objects.count() == len(fills) == 35
+    assert TransactionEvent.objects.count() == 101
+    assert sorted(d["fill_id"] for d in published("transaction.recorded")) == sorted(e.data["fill_id"] for e in fills)
+
+
+def test_a_batch_of_ended_orders_only_costs_one_statement_whatever_its_size():
+    one = [order_event("order.cancelled")]
+    hundred = [order_event("order.rejected" if n % 2 else "order.cancelled") for n in range(100)]
+
+    assert (_handle(one), _handle(hundred)) == (1, 1)
+    assert TransactionEvent.objects.count() == 101
+    assert OutboxMessage.objects.count() == 0
+
+
+def test_a_batch_books_each_fill_and_logs_each_ended_order_once_the_first_copy_winning():
+    booked_before = order_event("order.filled")
+    _handle([booked_before])
+    fill = order_event("order.filled")
+    resent = order_event("order.filled", **{**fill.data, "price": "1"})  # same fill, another event id
+    cancelled = order_event("order.cancelled")
+    cancelled_again = order_event("order.cancelled", **{**cancelled.data, "status": "EXPIRED"})
+    again_later = order_event("order.filled", **booked_before.data)
+
+    _handle([fill, cancelled, resent, again_later, cancelled_again])
+
+    assert sorted(Transaction.objects.values_list("fill_id", "price")) == sorted(
+        [(booked_before.data["fill_id"], Decimal(30000)), (fill.data["fill_id"], Decimal(30000))]
+    )
+    # One row per event kept, in the batch's order (the log's ids follow it).
+    assert list(TransactionEvent.objects.order_by("id").values_list("event_id", "status")) == [
+        (booked_before.id, "FILLED"),
+        (fill.id, "FILLED"),
+        (cancelled.id, "CANCELED"),
+    ]
+    assert [d["fill_id"] for d in published("transaction.recorded")] == [
+        booked_before.data["fill_id"],
+        fill.data["fill_id"],
+    ]
+
+
+def test_transaction_recorded_is_caused_by_the_fill_it_answers():
+    first, second = order_event("order.filled"), order_event("order.filled")
+
+    _handle([first, second])
+
+    envelopes = [json.loads(bytes(row.payload)) for row in OutboxMessage.objects.order_by("id")]
+    assert [(e["data"]["fill_id"], e["causationid"], e["correlationid"]) for e in envelopes] == [
+        (first.data["fill_id"], first.id, first.correlationid),
+        (second.data["fill_id"], second.id, second.correlationid),
+    ]
+
+
+def test_one_invalid_fill_refuses_the_whole_batch_and_writes_nothing():
+    batch = [
+        order_event("order.filled"),
+        order_event("order.cancelled"),
+        order_event("order.filled", qty="0.0000000000000000001"),
+    ]
+
+    with pytest.raises(PermanentError, match="qty has more than 18 decimal places"):
+        _handle(batch)
+
+    assert (Transaction.objects.count(), RecordedFill.objects.count(), TransactionEvent.objects.count()) == (0, 0, 0)
+    assert OutboxMessage.objects.count() == 0
+
+
+def test_a_fill_whose_event_id_is_logged_already_is_refused_and_books_nothing():
+    rejected = order_event("order.rejected")
+    _handle([rejected])
+    reused = Envelope.new("order.filled", source="order_svc", subject="o", data=fill_data())
+    reused = dataclasses.replace(reused, id=rejected.id)
+
+    with pytest.raises(PermanentError, match=f"event {rejected.id} of fill .* conflicts with an event logged before"):
+        _handle([reused])
+
+    assert (Transaction.objects.count(), RecordedFill.objects.count(), TransactionEvent.objects.count()) == (0, 0, 1)
+
+
+def test_every_unique_key_of_the_event_log_is_a_duplicate_key():
+    # The log's INSERT skips a conflict on any unique key (ON CONFLICT DO NOTHING): a new unique key must be a
+    # deliberate duplicate key too, or it would silently drop rows.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "WHERE i.indrelid = 'transaction_events'::regclass AND i.indisunique AND NOT i.indisprimary"
+        )
+        unique_keys = {name for (name,) in cursor.fetchall()}
+
+    assert unique_keys == _DUPLICATE_EVENT_KEYS
