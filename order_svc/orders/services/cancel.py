@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import transaction
@@ -15,6 +16,9 @@ from orders import filters
 from orders.models import OPEN_STATUSES, Order, OrderStatus, OrderType, Saga, SagaState, TimeInForce
 from orders.saga import STEP_RELEASE_FUNDS, saga_advance
 from orders.services.events import funds_release_request, order_event_emit
+
+if TYPE_CHECKING:
+    from orders.services.fills import OrderWrites
 
 CANCELED_BY_USER = "canceled by user"
 
@@ -55,10 +59,18 @@ def order_cancel(
         return order
 
 
-def order_end(order: Order, *, status: str, reason: str) -> None:
-    """CANCELED or EXPIRED, with order.cancelled (the caller holds the transaction and the order's lock)."""
+def order_end(order: Order, *, status: str, reason: str, writes: OrderWrites | None = None) -> None:
+    """CANCELED or EXPIRED, with order.cancelled (the caller holds the transaction and the order's lock).
+
+    The fill engine passes the `writes` of its batch, which collect the change for its bulk statements; for
+    any other caller it is written now.
+    """
     order.status = status
     order.reason = reason[:255]
+    if writes is not None:
+        writes.order_changed(order)
+        writes.order_event(order, "order.cancelled", status=status, reason=order.reason)
+        return
     order.save(update_fields=["status", "reason", "updated_at"])
     order_event_emit(order, "order.cancelled", status=status, reason=order.reason)
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connection, transaction
 
 from common.outbox.models import OutboxMessage
 from orders.models import Order, Saga, SagaState
-from orders.services import saga_reservation_confirm
+from orders.services import order_cancel, saga_reservation_confirm
 from orders.tests.conftest import published
 from orders.tests.factories import apply, open_order, place, trade
 
@@ -119,3 +122,51 @@ def test_the_admin_pages_of_orders_events_and_sagas_render(client):
         "/admin/orders/fill/",
     ):
         assert client.get(url).status_code == 200, url
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_waits_for_a_cancel_holding_one_of_its_orders_and_fills_the_next_one():
+    first = open_order(quantity=Decimal("0.01"))
+    second = open_order(quantity=Decimal("0.01"))
+    locked, release, filled = threading.Event(), threading.Event(), {}
+
+    def cancel() -> None:
+        try:
+            with transaction.atomic():
+                order_cancel(order_id=first.id)
+                locked.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    def fill() -> None:
+        try:
+            filled["fills"] = apply(trade(price="29000.00", qty="0.01"))
+        finally:
+            connection.close()
+
+    canceller, engine = threading.Thread(target=cancel), threading.Thread(target=fill)
+    canceller.start()
+    assert locked.wait(10)
+    engine.start()
+    _wait_for_a_lock_wait()
+    release.set()
+    canceller.join(10)
+    engine.join(10)
+
+    assert filled == {"fills": 1}
+    assert Order.objects.get(id=first.id).status == "CANCELED" and not first.fills.exists()
+    assert Order.objects.get(id=second.id).status == "FILLED"
+
+
+def _wait_for_a_lock_wait(timeout_s: float = 10) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if cursor.fetchone()[0]:
+                return
+        time.sleep(0.02)
+    raise AssertionError("the fill engine never waited for the cancel's lock")

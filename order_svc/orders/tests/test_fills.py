@@ -10,6 +10,7 @@ import pytest
 from django.utils import timezone
 
 from common.consumers.base import ConsumerRunner
+from common.consumers.models import DeadLetter
 from common.events import Envelope
 from common.testing.kafka import produce
 from orders.handlers import fill_engine_spec
@@ -19,9 +20,11 @@ from orders.tests.conftest import published
 from orders.tests.factories import apply, open_order, trade, trade_data
 
 
-def _run_fill_engine(bootstrap: str, topic: str, trades: list[dict], *, on_topic: int) -> ConsumerRunner:
-    """Produce the trades for real, then run a new fill-engine group over everything on the topic."""
-    envelopes = [Envelope.new("trade", source="feed", subject=t["s"], data=t) for t in trades]
+def _run_fill_engine(bootstrap: str, topic: str, trades: list[dict | Envelope], *, on_topic: int) -> ConsumerRunner:
+    """Produce the trades (payloads, or envelopes to send again) for real, then run a new group over the topic."""
+    envelopes = [
+        t if isinstance(t, Envelope) else Envelope.new("trade", source="feed", subject=t["s"], data=t) for t in trades
+    ]
     produce(bootstrap, topic, [(e.subject.encode(), e.to_json()) for e in envelopes])
     runner = ConsumerRunner(fill_engine_spec(topic=topic, name=f"test-fills-{uuid.uuid4().hex[:8]}"))
     runner.run(max_messages=on_topic, idle_exit_s=10)
@@ -231,3 +234,45 @@ def test_trades_at_or_below_the_last_applied_id_and_of_unknown_symbols_are_skipp
     order.refresh_from_db()
     assert order.status == "NEW"
     assert LastTrade.objects.get(symbol="BTCUSDT").trade_id == 500
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("symbols")
+def test_a_batch_with_redelivered_trades_and_a_poison_applies_the_rest_once_and_dead_letters_the_poison(
+    kafka_bootstrap, kafka_topic
+):
+    btc = open_order(quantity=Decimal("0.01"), price=Decimal("30000.00"))
+    eth = open_order(symbol="ETHUSDT", quantity=Decimal("0.5"), price=Decimal("2000.00"))
+    applied = Envelope.new(
+        "trade", source="feed", subject="BTCUSDT", data=trade_data(price="29000", qty="0.004", trade_id=10)
+    )
+    _run_fill_engine(kafka_bootstrap, kafka_topic, [applied], on_topic=1)
+    twice = Envelope.new(
+        "trade", source="feed", subject="BTCUSDT", data=trade_data(price="29500", qty="0.003", trade_id=11)
+    )
+    # Valid by its contract, but its id does not fit the table's bigint: no retry can apply it.
+    poison = Envelope.new(
+        "trade", source="feed", subject="BTCUSDT", data=trade_data(price="29000", qty="1", trade_id=2**63)
+    )
+
+    runner = _run_fill_engine(
+        kafka_bootstrap,
+        kafka_topic,
+        [applied, twice, twice, poison, trade_data("ETHUSDT", price="1990", qty="0.2", trade_id=5)],
+        on_topic=6,  # a new group: the first run's trade again too
+    )
+
+    btc.refresh_from_db()
+    eth.refresh_from_db()
+    assert list(btc.fills.order_by("trade_id").values_list("trade_id", "qty")) == [
+        (10, Decimal("0.004")),
+        (11, Decimal("0.003")),
+    ]
+    assert (btc.status, btc.executed_qty) == ("PARTIALLY_FILLED", Decimal("0.007"))
+    assert (eth.status, eth.executed_qty) == ("PARTIALLY_FILLED", Decimal("0.2"))
+    # once each, whichever partition came first
+    assert sorted(e["trade_id"] for e in published("order.filled")) == [5, 10, 11]
+    letter = DeadLetter.objects.get()
+    assert (letter.event_id, letter.topic) == (poison.id, kafka_topic)
+    assert runner.stats.dead_lettered == 1
+    assert LastTrade.objects.get(symbol="BTCUSDT").trade_id == 11
