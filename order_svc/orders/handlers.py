@@ -2,32 +2,43 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 
-from common.consumers.base import ConsumerSpec
+from common.consumers.base import ConsumerSpec, PermanentError
 from common.events import Envelope
-from orders.services import Trade, saga_reservation_confirm, saga_reservation_fail, trades_apply
+from orders.services import SagaReply, Trade, saga_replies_apply, trades_apply
+
+BALANCE_RESERVED = "balance.reserved"
+BALANCE_RESERVATION_FAILED = "balance.reservation_failed"
+# The balance-events types the saga reads; the others (settled, released, credited) are skipped unparsed.
+SAGA_REPLY_TYPES = frozenset({BALANCE_RESERVED, BALANCE_RESERVATION_FAILED})
 
 
-def handle_balance_reserved(envelope: Envelope) -> None:
+def handle_balance_events(envelopes: list[Envelope]) -> None:
+    """A Kafka batch of portfolio_svc's replies to reserve_funds, applied at once (the runner holds its transaction)."""
+    saga_replies_apply(replies=[_reply(e) for e in envelopes])
+
+
+def _reply(envelope: Envelope) -> SagaReply:
     data = envelope.data
-    saga_reservation_confirm(
-        saga_id=data["saga_id"], order_id=data["order_id"], asset=data["asset"], amount=Decimal(data["amount"])
-    )
+    ids = {"saga_id": data["saga_id"], "order_id": data["order_id"], "cause": envelope}
+    if envelope.type == BALANCE_RESERVED:
+        try:
+            amount = Decimal(data["amount"])
+        except (InvalidOperation, TypeError):
+            raise PermanentError(f"{envelope.type} {envelope.id}: amount {data['amount']!r} is no decimal") from None
+        return SagaReply(**ids, reserved=True, asset=_text(envelope, "asset"), amount=amount)
+    return SagaReply(**ids, reserved=False, reason=_text(envelope, "reason"))
 
 
-def handle_balance_reservation_failed(envelope: Envelope) -> None:
-    data = envelope.data
-    saga_reservation_fail(saga_id=data["saga_id"], order_id=data["order_id"], reason=data["reason"])
-
-
-# The one registry of this service's event handlers (balance-events types it does not list are skipped).
-HANDLERS = {
-    "balance.reserved": handle_balance_reserved,
-    "balance.reservation_failed": handle_balance_reservation_failed,
-}
+def _text(envelope: Envelope, key: str) -> str:
+    """A text the saga stores (in the order's reason or the saga's history): PostgreSQL takes no NUL in either."""
+    value = envelope.data[key]
+    if "\x00" in value:
+        raise PermanentError(f"{envelope.type} {envelope.id}: {key} holds a NUL character, which cannot be stored")
+    return value
 
 
 def handle_trades(envelopes: list[Envelope]) -> None:
@@ -36,7 +47,7 @@ def handle_trades(envelopes: list[Envelope]) -> None:
 
 
 def saga_replies_spec(*, topic: str, name: str = "balance-events") -> ConsumerSpec:
-    return ConsumerSpec(name=name, topics=[topic], handlers=HANDLERS)
+    return ConsumerSpec(name=name, topics=[topic], batch_handler=handle_balance_events, types=SAGA_REPLY_TYPES)
 
 
 def fill_engine_spec(*, topic: str, name: str = "market-data") -> ConsumerSpec:

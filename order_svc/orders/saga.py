@@ -6,7 +6,9 @@ place_order:  reserve_funds --balance.reserved--> accepted (COMPLETED)
 A reply that reaches a finished saga changes nothing, except a late balance.reserved for a COMPENSATED
 saga: that reservation is released again (release is idempotent on portfolio_svc's side).
 
-These helpers only change the saga row; the services that call them hold the transaction and publish.
+These helpers only change the saga row (saga_transition and saga_record in memory, for a batch that writes all its
+sagas with one UPDATE; saga_advance and saga_note save it); the services that call them hold the transaction and
+publish.
 """
 
 from __future__ import annotations
@@ -58,8 +60,14 @@ def saga_begin(*, order: Order, asset: str, amount: Decimal) -> Saga:
     )
 
 
-def saga_advance(saga: Saga, *, state: str, step: str, note: str = "", **data: str) -> None:
-    """Move a locked saga to its next state and record it; the waiting deadline is cleared when it ends."""
+SAGA_FIELDS = ["state", "current_step", "data", "history", "deadline", "updated_at"]
+
+
+def saga_transition(saga: Saga, *, state: str, step: str, note: str = "", **data: str) -> None:
+    """Move a locked saga to its next state and record it, in memory (the caller writes it, e.g. with bulk_update).
+
+    The waiting deadline is cleared when it ends.
+    """
     if state != saga.state and state not in TRANSITIONS[saga.state]:
         raise SagaTransitionError(f"saga {saga.id}: {saga.state} -> {state} is not allowed")
     saga.state = state
@@ -68,10 +76,22 @@ def saga_advance(saga: Saga, *, state: str, step: str, note: str = "", **data: s
     saga.history = [*saga.history, _entry(step, state, note)]
     if state != SagaState.RESERVING:
         saga.deadline = None
-    saga.save(update_fields=["state", "current_step", "data", "history", "deadline", "updated_at"])
+    saga.updated_at = timezone.now()
+
+
+def saga_record(saga: Saga, *, step: str, note: str) -> None:
+    """Record something that happened to a saga without changing its state (a late reply, a retry), in memory."""
+    saga.history = [*saga.history, _entry(step, saga.state, note)]
+    saga.updated_at = timezone.now()
+
+
+def saga_advance(saga: Saga, *, state: str, step: str, note: str = "", **data: str) -> None:
+    """saga_transition, saved."""
+    saga_transition(saga, state=state, step=step, note=note, **data)
+    saga.save(update_fields=SAGA_FIELDS)
 
 
 def saga_note(saga: Saga, *, step: str, note: str) -> None:
-    """Record something that happened to a saga without changing its state (a late reply, a retry)."""
-    saga.history = [*saga.history, _entry(step, saga.state, note)]
+    """saga_record, saved."""
+    saga_record(saga, step=step, note=note)
     saga.save(update_fields=["history", "updated_at"])

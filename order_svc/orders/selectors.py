@@ -3,12 +3,36 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from django.db.models import Prefetch, QuerySet
 
 from orders.filters import OrderNotFound
 from orders.models import Fill, LastTrade, Order, Symbol
+
+# The symbols this process has met: the catalogue never changes while it runs (an operator's change to a
+# symbol takes a restart). A name not listed is looked up again, so a pair seeded later needs no restart.
+_symbols: dict[str, Symbol] = {}
+
+
+def symbols_get(names: Iterable[str]) -> dict[str, Symbol]:
+    """The listed symbols among `names`, trading or not; one query for those this process has not met yet."""
+    names = list(names)
+    unmet = [name for name in names if name not in _symbols]
+    if unmet:
+        _symbols.update({pair.symbol: pair for pair in Symbol.objects.filter(symbol__in=unmet)})
+    return {name: _symbols[name] for name in names if name in _symbols}
+
+
+def symbol_get(*, symbol: str) -> Symbol | None:
+    """One listed symbol (trading or not), from the process's cache after the first time; None when not listed."""
+    return symbols_get([symbol]).get(symbol)
+
+
+def symbols_cache_clear() -> None:
+    """Forget the symbols met so far (tests, whose database is reseeded)."""
+    _symbols.clear()
 
 
 def symbol_list() -> QuerySet[Symbol]:

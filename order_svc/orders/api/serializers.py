@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -88,8 +89,11 @@ class FillOutputSerializer(serializers.ModelSerializer):
         return _ms(fill.executed_at)
 
 
-def order_output(order: Order) -> dict[str, Any]:
-    """Binance's order response (FULL), plus the reason an order ended without filling."""
+def order_output(order: Order, *, fills: Iterable[Fill] | None = None) -> dict[str, Any]:
+    """Binance's order response (FULL), plus the reason an order ended without filling.
+
+    `fills` when the caller knows them (a new order has none); the order's own otherwise (prefetch them).
+    """
     return {
         "symbol": order.symbol_id,
         "orderId": str(order.id),
@@ -106,7 +110,7 @@ def order_output(order: Order) -> dict[str, Any]:
         "type": order.type,
         "side": order.side,
         "reason": order.reason,
-        "fills": FillOutputSerializer(order.fills.all(), many=True).data,
+        "fills": FillOutputSerializer(order.fills.all() if fills is None else fills, many=True).data,
     }
 
 

@@ -68,8 +68,10 @@ class OrderListCreateView(APIView):
         serializer = OrderPlaceSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         order, created = order_place(user_id=request.user.id, **serializer.validated_data)
-        order = selectors.order_get(order_id=order.id)  # as stored, with the fills an older one may have
-        return Response(order_output(order), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        if created:  # answered from what was just written: a new order has no fills
+            return Response(order_output(order, fills=()), status=status.HTTP_201_CREATED)
+        # the order placed first with this client order id, read with the fills it may have had since
+        return Response(order_output(order), status=status.HTTP_200_OK)
 
     @extend_schema(
         parameters=[

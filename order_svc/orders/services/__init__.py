@@ -3,13 +3,22 @@
 from orders.services.cancel import order_cancel, orders_expire_unfilled_immediate
 from orders.services.fills import Trade, trades_apply
 from orders.services.placement import order_place
-from orders.services.sagas import saga_reservation_confirm, saga_reservation_fail, saga_retry_step, sagas_expire_overdue
+from orders.services.sagas import (
+    SagaReply,
+    saga_replies_apply,
+    saga_reservation_confirm,
+    saga_reservation_fail,
+    saga_retry_step,
+    sagas_expire_overdue,
+)
 
 __all__ = [
+    "SagaReply",
     "Trade",
     "order_cancel",
     "order_place",
     "orders_expire_unfilled_immediate",
+    "saga_replies_apply",
     "saga_reservation_confirm",
     "saga_reservation_fail",
     "saga_retry_step",
