@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import os
+import threading
 
 from celery import Celery, signals
+
+# Set when this worker begins a warm or cold shutdown (SIGTERM, SIGINT, SIGQUIT): a long-running task (the
+# outbox relay loop) polls it and returns, so the shutdown never waits on it. Set in the process that
+# received the signal: the threads and solo pools, where the loop runs, not prefork children.
+worker_stopping = threading.Event()
 
 
 def make_celery_app(service: str) -> Celery:
@@ -37,6 +43,11 @@ def _start_tracing_in_threaded_worker(sender: object = None, **_: object) -> Non
         from common.tracing import start_tracing
 
         start_tracing(kind="worker")
+
+
+@signals.worker_shutting_down.connect(weak=False)
+def _tell_long_tasks_to_stop(**_: object) -> None:
+    worker_stopping.set()
 
 
 @signals.worker_process_shutdown.connect(weak=False)

@@ -4,6 +4,10 @@ A row is marked published only after Kafka acknowledged it (acks=all, idempotent
 between the acknowledgement and the mark sends the row again on the next run: delivery is at least
 once, and consumers drop the duplicate by event id. A failed delivery is written on the row (attempts,
 last error) and retried after a backoff; rows behind it wait, so per-key order holds.
+
+Two ways in, both under the same session advisory lock: relay_loop() holds it for a bounded time and
+relays whenever the outbox table's trigger NOTIFYs at a commit (and on a short safety tick);
+relay_pending() is one pass, for beat's sweep when no loop runs. Neither waits for the lock.
 """
 
 from __future__ import annotations
@@ -11,14 +15,17 @@ from __future__ import annotations
 import json
 import logging
 import os
+import select
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+import psycopg2
 from confluent_kafka import KafkaException, Producer
 from django.conf import settings
-from django.db import connections
+from django.db import InterfaceError, OperationalError, connections
 from django.utils import timezone
 
 from common.kafka import producer_config
@@ -31,6 +38,14 @@ RELAY_LOCK_KEY = 0x0B0C_5E1A
 BATCH_SIZE = 5000
 BACKOFF_BASE_S = 1.0
 BACKOFF_MAX_S = 60.0
+# The channel the outbox_messages trigger NOTIFYs at each commit that inserted rows (migration 0002).
+NOTIFY_CHANNEL = "outbox_relay"
+# relay_loop(): a pass at least this often without a notification (backoffs ending, a lost wake-up), and
+# never a longer wait than this, so a stop request is seen within it.
+SAFETY_TICK_S = 1.0
+MAX_WAIT_S = 1.0
+# A broken database connection, as Django reports it or as psycopg2 does on the raw connection (poll()).
+CONNECTION_ERRORS = (OperationalError, InterfaceError, psycopg2.OperationalError, psycopg2.InterfaceError)
 
 
 @dataclass
@@ -38,6 +53,8 @@ class RelayResult:
     sent: int = 0
     failed: int = 0
     locked_out: bool = False
+    passes: int = 0
+    connection_lost: bool = False
 
 
 _producer: Producer | None = None
@@ -67,42 +84,126 @@ def reset_producer() -> None:
         _producer = None
 
 
-def relay_pending(*, wait_for_lock_s: float = 0.0, batch_size: int = BATCH_SIZE, using: str = "default") -> RelayResult:
-    """Relay every pending row that is due, oldest first, until none is left or a delivery fails.
+def relay_pending(*, batch_size: int = BATCH_SIZE, using: str = "default") -> RelayResult:
+    """One pass, unless another relay holds the lock (then nothing, at once: that relay sends these rows too).
 
-    Batches are pipelined: the next batch is read and handed to the producer while Kafka acknowledges the
-    previous one, and acknowledged rows are marked as the acks arrive. After a failure nothing more is
-    produced in this run, so rows behind a failed one never overtake it.
+    Every pending row that is due goes, oldest first, until none is left or a delivery fails; see _relay_all().
     """
     connection = connections[using]
     connection.ensure_connection()
     result = RelayResult()
-    if not _acquire_lock(connection, wait_for_lock_s):
+    if not _try_lock(connection):
         result.locked_out = True
         return result
     try:
         _relay_all(connection, batch_size, result)
     finally:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s)", [RELAY_LOCK_KEY])
+        _unlock(connection)
     if result.sent or result.failed:
         logger.info("outbox relayed", extra={"sent": result.sent, "failed": result.failed})
     return result
 
 
-def _acquire_lock(connection, wait_s: float) -> bool:
-    deadline = time.monotonic() + wait_s
+def relay_loop(
+    *,
+    run_for_s: float,
+    tick_s: float = SAFETY_TICK_S,
+    should_stop: Callable[[], bool] = lambda: False,
+    batch_size: int = BATCH_SIZE,
+    using: str = "default",
+) -> RelayResult:
+    """Hold the relay lock for up to `run_for_s` and relay at every commit that wrote outbox rows.
+
+    Returns at once (locked_out) when another relay holds the lock. Otherwise LISTENs first, so no commit
+    falls between the first pass and the first wait, then relays, waits on the connection's socket for a
+    NOTIFY (at most MAX_WAIT_S at a time, checking `should_stop` in between) and relays again on each one,
+    and every `tick_s` without one. A broken connection is closed and the loop returns (connection_lost):
+    whoever restarts it gets a fresh one.
+    """
+    connection = connections[using]
+    result = RelayResult()
+    started = time.monotonic()
+    try:
+        connection.ensure_connection()
+        if not _try_lock(connection):
+            result.locked_out = True
+            return result
+        try:
+            _listen_and_relay(connection, started + run_for_s, tick_s, should_stop, batch_size, result)
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute(f"UNLISTEN {NOTIFY_CHANNEL}")
+            _drain(connection.connection)
+            _unlock(connection)
+    except CONNECTION_ERRORS as exc:
+        logger.warning("outbox relay loop: database connection lost; closing it", extra={"error": str(exc)})
+        result.connection_lost = True
+        connection.close()
+    if not result.locked_out:
+        logger.info(
+            "outbox relay loop ended",
+            extra={
+                "sent": result.sent,
+                "failed": result.failed,
+                "passes": result.passes,
+                "seconds": round(time.monotonic() - started, 1),
+            },
+        )
+    return result
+
+
+def _listen_and_relay(connection, deadline: float, tick_s: float, should_stop, batch_size, result) -> None:
     with connection.cursor() as cursor:
-        while True:
-            cursor.execute("SELECT pg_try_advisory_lock(%s)", [RELAY_LOCK_KEY])
-            if cursor.fetchone()[0]:
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.02)
+        cursor.execute(f"LISTEN {NOTIFY_CHANNEL}")
+    pg = connection.connection  # the psycopg2 connection: its socket, poll() and notifies
+    due = True  # a first pass for what was committed before the LISTEN
+    next_tick = 0.0
+    while True:
+        now = time.monotonic()
+        if due or now >= next_tick:
+            _relay_all(connection, batch_size, result)
+            result.passes += 1
+            now = time.monotonic()
+            next_tick = now + tick_s
+        if should_stop() or now >= deadline:
+            return
+        due = _wait_for_notify(pg, max(0.0, min(MAX_WAIT_S, next_tick - now, deadline - now)))
+
+
+def _wait_for_notify(pg, timeout: float) -> bool:
+    """Whether a NOTIFY arrived, waiting up to `timeout` for one; every notification so far is drained.
+
+    Notifications that came in during the last pass's queries are already in `notifies`: no wait then.
+    """
+    if not pg.notifies and select.select([pg], [], [], timeout)[0]:
+        pg.poll()  # reads what arrived; raises if the server closed the connection
+    return _drain(pg)
+
+
+def _drain(pg) -> bool:
+    arrived = bool(pg.notifies)
+    del pg.notifies[:]
+    return arrived
+
+
+def _try_lock(connection) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [RELAY_LOCK_KEY])
+        return cursor.fetchone()[0]
+
+
+def _unlock(connection) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_unlock(%s)", [RELAY_LOCK_KEY])
 
 
 def _relay_all(connection, batch_size: int, result: RelayResult) -> None:
+    """The relay body, run by a caller that holds the relay lock on `connection`.
+
+    Batches are pipelined: the next batch is read and handed to the producer while Kafka acknowledges the
+    previous one, and acknowledged rows are marked as the acks arrive. After a failure nothing more is
+    produced in this pass, so rows behind a failed one never overtake it.
+    """
     producer = get_producer()
     acked: list[int] = []
     errors: dict[int, str] = {}
