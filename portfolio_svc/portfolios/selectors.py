@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -19,6 +20,11 @@ Kind = LedgerEntry.Kind
 def portfolio_list(*, user_id: uuid.UUID) -> QuerySet[Portfolio]:
     balances = Balance.objects.select_related("asset").order_by("asset_id")
     return Portfolio.objects.filter(user_id=user_id).prefetch_related(Prefetch("balances", queryset=balances))
+
+
+def portfolio_defaults(*, user_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Portfolio]:
+    """The default portfolio of each of these users that has one, by user id (one query for a whole batch)."""
+    return {p.user_id: p for p in Portfolio.objects.filter(user_id__in=set(user_ids), is_default=True).order_by()}
 
 
 def portfolio_get(*, user_id: uuid.UUID, portfolio_id: uuid.UUID) -> Portfolio:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 
 from portfolios.amounts import MAX_PLACES, quantize
@@ -36,7 +36,8 @@ def prices_apply_trades(*, trades: Iterable[dict[str, Any]]) -> int:
     prices = [quantize(Decimal(newest[s][2]), MAX_PLACES) for s in symbols]
     trade_ids = [newest[s][1] for s in symbols]
     times = [datetime.fromtimestamp(newest[s][0] / 1000, tz=UTC) for s in symbols]
-    with transaction.atomic(), connection.cursor() as cursor:
+    # One statement, atomic by itself: no savepoint inside the consumer's batch transaction.
+    with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO prices (symbol, price, trade_id, trade_time, updated_at) "
             "SELECT s, p, t, tt, %s FROM unnest(%s::text[], %s::numeric[], %s::bigint[], %s::timestamptz[]) "

@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 
 from common.testing.auth import bearer
 from common.testing.outbox import published  # noqa: F401 - the tests import it from here
+from portfolios.services import assets_cache_clear
 
 _seed = importlib.import_module("portfolios.migrations.0002_seed_assets_and_symbols")
 
@@ -26,6 +27,7 @@ def catalogue(request):
         return
     request.getfixturevalue("transactional_db" if marker.kwargs.get("transaction") else "db")
     _seed.seed(apps, None)
+    assets_cache_clear()  # the per-process catalogue cache reads this test's seed
 
 
 @pytest.fixture

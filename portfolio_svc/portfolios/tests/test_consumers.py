@@ -14,9 +14,16 @@ from common.outbox.models import OutboxMessage
 from common.testing.kafka import produce
 from common.topics import Topic
 from portfolios.handlers import market_data_spec, order_events_spec, portfolio_commands_spec, user_events_spec
-from portfolios.models import Balance, LedgerEntry, Portfolio, Price
+from portfolios.models import Balance, LedgerEntry, Portfolio, Price, Reservation, Settlement
 from portfolios.tests.conftest import published
-from portfolios.tests.factories import portfolio_with
+from portfolios.tests.factories import (
+    order_cancelled,
+    order_filled,
+    portfolio_with,
+    release_command,
+    reserve,
+    reserve_command,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -164,3 +171,95 @@ def test_market_data_keeps_the_newest_trade_per_symbol(kafka_bootstrap, kafka_to
 
     prices = {p.symbol: (p.price, p.trade_id) for p in Price.objects.all()}
     assert prices == {"BTCUSDT": (Decimal("30002.5"), 3), "ETHUSDT": (Decimal("2000.01"), 7)}
+
+
+def test_a_command_batch_with_duplicates_and_a_poison_gives_the_valid_effects_once(
+    kafka_bootstrap, kafka_topic, user_id
+):
+    portfolio = portfolio_with(user_id, USDT="100")
+    seen = reserve_command(user_id, "m-1", "30")
+    _send(kafka_bootstrap, kafka_topic, seen)
+    _run(portfolio_commands_spec(topic=kafka_topic), expect=1)
+
+    fresh = reserve_command(user_id, "m-2", "20")
+    poison = reserve_command("not-a-uuid", "m-3", "10", subject=str(user_id))  # between the valid commands
+    batch = [seen, fresh, fresh, poison, release_command(user_id, "m-1"), reserve_command(user_id, "m-4", "60")]
+    _send(kafka_bootstrap, kafka_topic, *batch)
+    runner = _run(portfolio_commands_spec(topic=kafka_topic), expect=6)
+
+    assert (runner.stats.dead_lettered, runner.stats.duplicates, runner.stats.handled) == (1, 2, 3)
+    assert runner.stats.retried_batches >= 1
+    letter = DeadLetter.objects.get()
+    assert (letter.event_id, letter.attempts) == (poison.id, 1)
+    assert letter.error == "permanent: portfolio.reserve_funds: user_id 'not-a-uuid' is not a UUID"
+    assert [(e["order_id"], e["amount"]) for e in published("balance.reserved")] == [
+        ("m-1", "30.00000000"),
+        ("m-2", "20.00000000"),
+        ("m-4", "60.00000000"),
+    ]
+    assert [(e["order_id"], e["amount"]) for e in published("balance.released")] == [("m-1", "30.00000000")]
+    assert published("balance.reservation_failed") == []
+    balance = Balance.objects.get(portfolio=portfolio)
+    assert (balance.available, balance.locked) == (Decimal(20), Decimal(80))
+    assert LedgerEntry.objects.filter(kind="RESERVE").count() == 3
+    assert not Reservation.objects.filter(order_id="m-3").exists()
+
+
+def test_an_order_event_batch_with_duplicates_and_poisons_gives_the_valid_effects_once(
+    kafka_bootstrap, kafka_topic, user_id
+):
+    portfolio = portfolio_with(user_id, USDT="1000")
+    reserve(user_id, "USDT", "300", order_id="buy-1")
+    reserve(user_id, "USDT", "100", order_id="buy-2")
+    key = str(user_id)  # one partition, so the batch keeps this order
+    seen = order_filled(user_id, "buy-1", "f-0", qty="0.001", price="100000", status="PARTIALLY_FILLED", subject=key)
+    _send(kafka_bootstrap, kafka_topic, seen)
+    _run(order_events_spec(topic=kafka_topic), expect=1)
+
+    last = order_filled(user_id, "buy-1", "f-1", qty="0.001", price="100000", status="FILLED", subject=key)
+    same_fill = order_filled(user_id, "buy-1", "f-1", qty="0.001", price="100000", status="FILLED", subject=key)
+    unknown_order = order_filled(user_id, "nope", "f-2", qty="1", price="1", status="FILLED", subject=key)
+    not_a_user = order_filled("not-a-uuid", "buy-1", "f-3", qty="1", price="1", status="FILLED", subject=key)
+    created = Envelope.new(
+        "order.created",
+        source="order_svc",
+        subject=key,
+        data={
+            "order_id": "buy-3",
+            "user_id": key,
+            "symbol": "BTCUSDT",
+            "side": "BUY",
+            "type": "MARKET",
+            "client_order_id": "c-3",
+        },
+    )
+    batch = [
+        seen,
+        last,
+        last,
+        unknown_order,
+        same_fill,
+        created,
+        not_a_user,
+        order_cancelled(user_id, "buy-2", subject=key),
+    ]
+    _send(kafka_bootstrap, kafka_topic, *batch)
+    runner = _run(order_events_spec(topic=kafka_topic), expect=8)
+
+    stats = runner.stats
+    assert (stats.dead_lettered, stats.skipped, stats.duplicates, stats.handled) == (2, 1, 2, 3)
+    assert runner.stats.retried_batches >= 1
+    letters = {letter.event_id: letter.error for letter in DeadLetter.objects.all()}
+    assert letters == {
+        unknown_order.id: "permanent: fill f-2: order nope has no reservation to settle fill f-2 against",
+        not_a_user.id: "permanent: order.filled: user_id 'not-a-uuid' is not a UUID",
+    }
+    assert [e["fill_id"] for e in published("balance.settled")] == ["f-0", "f-1"]
+    assert [(e["order_id"], e["amount"]) for e in published("balance.released")] == [
+        ("buy-1", "100.00000000"),
+        ("buy-2", "100.00000000"),
+    ]
+    holdings = {b.asset_id: (b.available, b.locked) for b in Balance.objects.filter(portfolio=portfolio)}
+    assert holdings == {"USDT": (Decimal(800), Decimal(0)), "BTC": (Decimal("0.002"), Decimal(0))}
+    assert Settlement.objects.count() == 2
+    assert LedgerEntry.objects.filter(kind="FILL_CREDIT").count() == 2
