@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
@@ -27,6 +26,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from common.tracing import child_traceparent
+from orders import selectors
 from orders.filters import floor_to_step
 from orders.models import OPEN_STATUSES, Fill, LastTrade, Order, OrderStatus, OrderType, Side, Symbol, TimeInForce
 from orders.services.cancel import order_end
@@ -36,22 +36,8 @@ EIGHT_PLACES = Decimal("0.00000001")
 ORDER_FIELDS = ["quantity", "executed_qty", "cumulative_quote_qty", "status", "reason", "updated_at"]
 LAST_TRADE_FIELDS = ["trade_id", "price", "qty", "traded_at", "updated_at"]
 
-# The symbols this process has met: the catalogue never changes while it runs (a pair it does not list is
-# looked up again, so seeding one later needs no restart).
-_symbols: dict[str, Symbol] = {}
-
-
-def symbols_cache_clear() -> None:
-    """Forget the symbols met so far (for tests, whose database is reseeded)."""
-    _symbols.clear()
-
-
-def _listed(names: Iterable[str]) -> dict[str, Symbol]:
-    names = list(names)
-    unmet = [name for name in names if name not in _symbols]
-    if unmet:
-        _symbols.update({pair.symbol: pair for pair in Symbol.objects.filter(symbol__in=unmet)})
-    return {name: _symbols[name] for name in names if name in _symbols}
+# The symbols come from the process's one cache (selectors.symbols_get); re-exported for the tests that clear it.
+symbols_cache_clear = selectors.symbols_cache_clear
 
 
 @dataclass(frozen=True)
@@ -115,7 +101,7 @@ def trades_apply(*, trades: list[Trade]) -> int:
     if not by_symbol:
         return 0
     with transaction.atomic(savepoint=False):
-        pairs = _listed(sorted(by_symbol))  # a pair this exchange does not list: nothing can fill on it
+        pairs = selectors.symbols_get(sorted(by_symbol))  # a pair this exchange does not list: nothing can fill on it
         if not pairs:
             return 0
         names = sorted(pairs)
