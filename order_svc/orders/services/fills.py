@@ -25,6 +25,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from common.bulk import bulk_update
 from common.tracing import child_traceparent
 from orders import selectors
 from orders.filters import floor_to_step
@@ -86,7 +87,7 @@ class OrderWrites:
             now = timezone.now()  # bulk_update leaves auto_now fields alone
             for order in self.orders.values():
                 order.updated_at = now
-            Order.objects.bulk_update(list(self.orders.values()), ORDER_FIELDS)
+            bulk_update(list(self.orders.values()), ORDER_FIELDS)
         order_events_emit(self.events)
 
 
@@ -136,7 +137,7 @@ def trades_apply(*, trades: list[Trade]) -> int:
             last.trade_id, last.price, last.qty = newest.trade_id, newest.price, newest.qty
             last.traded_at, last.updated_at = newest.traded_at, now  # bulk_update leaves auto_now fields alone
         writes.write()
-        LastTrade.objects.bulk_update([lasts[name] for name in fresh], LAST_TRADE_FIELDS)
+        bulk_update([lasts[name] for name in fresh], LAST_TRADE_FIELDS)
     return fills
 
 

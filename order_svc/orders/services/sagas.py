@@ -12,6 +12,7 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
+from common.bulk import bulk_update
 from common.events import Envelope
 from common.exceptions import ApplicationError
 from orders.models import Order, OrderStatus, Saga, SagaState
@@ -112,9 +113,9 @@ def saga_replies_apply(*, replies: Sequence[SagaReply]) -> list[str]:
                 changed_sagas[saga.id] = saga
             outcomes.append(outcome)
         if changed_orders:
-            Order.objects.bulk_update(list(changed_orders.values()), _ORDER_REPLY_FIELDS)
+            bulk_update(list(changed_orders.values()), _ORDER_REPLY_FIELDS)
         if changed_sagas:
-            Saga.objects.bulk_update(list(changed_sagas.values()), SAGA_FIELDS)
+            bulk_update(list(changed_sagas.values()), SAGA_FIELDS)
         order_events_emit(messages)
     return outcomes
 
