@@ -40,6 +40,10 @@ Handler = Callable[[Envelope], None]
 BatchHandler = Callable[[list[Envelope]], None]
 
 
+# How often a busy consumer commits its offsets (asynchronously): redelivery after a crash is bounded by it.
+COMMIT_INTERVAL_S = 0.2
+
+
 class PermanentError(Exception):
     """A handler's verdict that retrying cannot help: the message goes to the dead-letter topic at once."""
 
@@ -129,8 +133,11 @@ class ConsumerRunner:
         self.stats = ConsumerStats()
         self._stopping = False
         self._consumer: Consumer | None = None
-        # The position after the last handled message of each partition (committed again on a clean stop).
+        # The position after the last handled message of each partition, and the partitions whose position has
+        # moved since the last commit.
         self._positions: dict[tuple[str, int], int] = {}
+        self._dirty: set[tuple[str, int]] = set()
+        self._committed_at = 0.0
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -144,7 +151,7 @@ class ConsumerRunner:
 
     def run(self, *, max_messages: int | None = None, idle_exit_s: float | None = None) -> ConsumerStats:
         self._consumer = Consumer(kafka_consumer_config(self.spec.group_id))
-        self._consumer.subscribe(list(self.spec.topics))
+        self._consumer.subscribe(list(self.spec.topics), on_revoke=self._on_revoke)
         logger.info("consumer started", extra={"consumer": self.spec.name, "topics": self.spec.topics})
         idle_since = time.monotonic()
         try:
@@ -152,6 +159,7 @@ class ConsumerRunner:
                 messages = self._next_batch()
                 messages = [m for m in messages if self._usable(m)]
                 if not messages:
+                    self._commit_offsets([])  # what is due from the last batches, now that traffic paused
                     if idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s:
                         break
                     continue
@@ -193,20 +201,29 @@ class ConsumerRunner:
         return False
 
     def _commit_offsets(self, messages: list[Message], *, asynchronous: bool = True) -> None:
-        """Commit the positions after `messages` (the batch's transaction has committed already).
+        """Record the positions after `messages` (their transaction has committed) and commit what is due.
 
-        Asynchronous: the next batch does not wait for the broker. A commit lost in a crash only redelivers
-        what the inbox then skips; on a clean stop the positions of the partitions still assigned are
-        committed again, synchronously.
+        Asynchronous and at most every COMMIT_INTERVAL_S: the next batch never waits for the broker, and a busy
+        consumer sends one OffsetCommit per interval, not one per batch. What a crash loses of that is only
+        redelivered, and the inbox (or the handler's own natural key) skips it. A clean stop commits the
+        positions of the partitions still assigned synchronously; a revoked partition's, as it is revoked.
         """
         for msg in messages:
             key = (msg.topic(), msg.partition())
             self._positions[key] = max(self._positions.get(key, OFFSET_INVALID), msg.offset() + 1)
+            self._dirty.add(key)
         if asynchronous:
-            touched = {(m.topic(), m.partition()) for m in messages}
+            now = time.monotonic()
+            if not self._dirty or now - self._committed_at < COMMIT_INTERVAL_S:
+                return
+            self._committed_at = now
+            touched, self._dirty = self._dirty, set()
         else:
             touched = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
-        offsets = [TopicPartition(t, p, o) for (t, p), o in self._positions.items() if (t, p) in touched]
+        self._commit(touched, asynchronous=asynchronous)
+
+    def _commit(self, partitions: set[tuple[str, int]], *, asynchronous: bool) -> None:
+        offsets = [TopicPartition(t, p, o) for (t, p), o in self._positions.items() if (t, p) in partitions]
         if not offsets:
             return
         try:
@@ -214,6 +231,14 @@ class ConsumerRunner:
         except KafkaException as exc:
             # The partitions moved to another member (rebalance): it redelivers, the inbox drops it.
             logger.warning("offset commit failed", extra={"consumer": self.spec.name, "error": str(exc)})
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """A rebalance takes partitions away: commit their positions first, so their next owner starts there."""
+        revoked = {(tp.topic, tp.partition) for tp in partitions}
+        self._commit(revoked & self._dirty, asynchronous=False)
+        self._dirty -= revoked
+        for key in revoked:
+            self._positions.pop(key, None)
 
     # --- handling ---------------------------------------------------------------------------------
 
