@@ -7,7 +7,9 @@ checked; only RS256 is accepted, so `alg: none` or an HMAC token signed with the
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import time
 import uuid
 from typing import Any
 
@@ -46,6 +48,12 @@ def _public_key(pem: str) -> Any:
     return load_pem_public_key(pem.encode())
 
 
+# Tokens verified lately, with their claims: a client sends the same token with every request until it expires,
+# and an RS256 check costs more than the rest of authentication. Bounded; an entry is used only before its `exp`.
+VERIFIED_CACHE_SIZE = 4096
+_verified: dict[tuple[str, str], dict[str, Any]] = {}
+
+
 def verify_access_token(token: str) -> dict[str, Any]:
     """The token's claims if it is a valid access token; raises AuthenticationFailed otherwise."""
     pem = settings.JWT_PUBLIC_KEY
@@ -53,6 +61,22 @@ def verify_access_token(token: str) -> dict[str, Any]:
         raise exceptions.AuthenticationFailed(
             "token verification is not configured (set JWT_PUBLIC_KEY or JWT_PUBLIC_KEY_FILE)"
         )
+    key = (pem, token)
+    claims = _verified.get(key)
+    if claims is not None:
+        if claims["exp"] > time.time():
+            return claims
+        _verified.pop(key, None)
+        raise exceptions.AuthenticationFailed("token expired", code="token_expired")
+    claims = _verify(token, pem)
+    if len(_verified) >= VERIFIED_CACHE_SIZE:
+        with contextlib.suppress(StopIteration, KeyError, RuntimeError):  # another thread evicted it first
+            del _verified[next(iter(_verified))]  # the oldest entry
+    _verified[key] = claims
+    return claims
+
+
+def _verify(token: str, pem: str) -> dict[str, Any]:
     try:
         claims = jwt.decode(
             token,

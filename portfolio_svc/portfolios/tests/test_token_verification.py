@@ -133,3 +133,31 @@ def test_a_missing_or_malformed_authorization_header_is_401(authorization):
     response = call(authorization)
 
     assert response.status_code == 401
+
+
+def test_a_token_verified_once_is_refused_once_it_expires(monkeypatch):
+    import common.auth
+
+    token = mint_access_token(USER_ID, lifetime=timedelta(seconds=30))
+    assert call(f"Bearer {token}").status_code == 200
+    assert call(f"Bearer {token}").status_code == 200  # from the cache of verified tokens
+    later = datetime.now(UTC).timestamp() + 31
+    monkeypatch.setattr(common.auth.time, "time", lambda: later)
+
+    response = call(f"Bearer {token}")
+
+    assert response.status_code == 401
+    assert response.data["code"] == "token_expired"
+
+
+def test_the_cache_of_verified_tokens_stays_bounded(monkeypatch):
+    import common.auth
+
+    monkeypatch.setattr(common.auth, "VERIFIED_CACHE_SIZE", 3)
+    common.auth._verified.clear()
+    tokens = [mint_access_token(uuid.uuid4()) for _ in range(5)]
+    for token in tokens:
+        assert call(f"Bearer {token}").status_code == 200
+
+    assert len(common.auth._verified) == 3
+    assert call(f"Bearer {tokens[0]}").status_code == 200  # evicted: verified again, not refused
