@@ -612,10 +612,15 @@ class EventWatch:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            for msg in self.consumer.consume(500, 0.1):
+            # One message as soon as it comes, then what is already fetched: consume(n, timeout) alone would wait
+            # for n messages or the timeout, adding up to the timeout to every time it measures.
+            first = self.consumer.poll(0.1)
+            if first is None:
+                continue
+            now = time.monotonic()
+            for msg in [first, *self.consumer.consume(500, 0)]:
                 if msg.error():
                     continue
-                now = time.monotonic()
                 doc = json.loads(msg.value())
                 order_id = doc["data"].get("order_id")
                 if doc["type"] == "order.accepted":
