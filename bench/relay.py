@@ -99,7 +99,11 @@ def main() -> None:
                 "ratio": round(platform / baseline, 3),
                 "platform_s": round(platform_s, 2),
                 "baseline_s": round(baseline_s, 2),
-                "producer": {"acks": "all", "enable.idempotence": True, "linger.ms": 5, "compression": "lz4"},
+                "producer": {
+                    k: v
+                    for k, v in producer_config(bootstrap).items()
+                    if k in ("acks", "enable.idempotence", "linger.ms", "compression.type")
+                },
                 "kafka_bootstrap": settings.KAFKA_BOOTSTRAP_SERVERS,
             }
         )
