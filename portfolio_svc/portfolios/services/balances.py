@@ -15,8 +15,8 @@ from collections.abc import Iterable
 from decimal import Decimal
 
 from django.db import connection, transaction
-from django.utils import timezone
 
+from common.bulk import bulk_update
 from common.exceptions import ApplicationError, NotFound
 from common.outbox.services import publish
 from common.topics import Topic
@@ -141,17 +141,7 @@ class BalanceBook:
         if not connection.in_atomic_block:
             raise RuntimeError("balances are written inside the transaction that locked them")
         if self._changed:
-            rows = [self._changed[pk] for pk in sorted(self._changed)]
-            now = timezone.now()
-            for balance in rows:
-                balance.updated_at = now
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "UPDATE balances AS b SET available = u.available, locked = u.locked, updated_at = %s "
-                    "FROM unnest(%s::bigint[], %s::numeric[], %s::numeric[]) AS u(id, available, locked) "
-                    "WHERE b.id = u.id",
-                    [now, [b.pk for b in rows], [b.available for b in rows], [b.locked for b in rows]],
-                )
+            bulk_update([self._changed[pk] for pk in sorted(self._changed)], ["available", "locked", "updated_at"])
             self._changed.clear()
         if self.entries:
             LedgerEntry.objects.bulk_create(self.entries)

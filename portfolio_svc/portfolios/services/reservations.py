@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
-from django.db import connection, transaction
-from django.utils import timezone
+from django.db import transaction
 
+from common.bulk import bulk_update
 from common.events import Envelope
 from common.outbox.services import Outgoing, publish_many
 from common.topics import Topic
@@ -170,25 +170,7 @@ def reservations_write(*, created: Sequence[Reservation], changed: Iterable[Rese
         # handled again one command at a time, and the retry answers from the row the other one wrote.
         Reservation.objects.bulk_create(created)
     rows = sorted((r for r in changed if r.pk is not None), key=lambda r: r.pk)
-    if not rows:
-        return
-    now = timezone.now()
-    for reservation in rows:
-        reservation.updated_at = now
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE reservations AS r SET consumed = u.consumed, released = u.released, state = u.state, "
-            "updated_at = %s "
-            "FROM unnest(%s::bigint[], %s::numeric[], %s::numeric[], %s::text[]) AS u(id, consumed, released, state) "
-            "WHERE r.id = u.id",
-            [
-                now,
-                [r.pk for r in rows],
-                [r.consumed for r in rows],
-                [r.released for r in rows],
-                [r.state for r in rows],
-            ],
-        )
+    bulk_update(rows, ["consumed", "released", "state", "updated_at"])
 
 
 def _reserve(
