@@ -84,7 +84,10 @@ def bootstrap() -> None:
 
 
 def infra_env() -> dict[str, str]:
+    # A run namespace (a test run's, a benchmark's) goes to every process it starts; empty: the real platform.
+    ns_env = {infra.namespace.ENV: os.environ[infra.namespace.ENV]} if os.environ.get(infra.namespace.ENV) else {}
     return {
+        **ns_env,
         "PLATFORM_ENV": os.environ.get("PLATFORM_ENV", "local"),
         "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{infra.KAFKA_PORT}",
         "REDIS_URL": f"redis://127.0.0.1:{infra.REDIS_PORT}/0",
@@ -226,9 +229,7 @@ def process_table(
                     "-A",
                     svc,
                     "worker",
-                    # The service's tasks and its outbox relay loop (common.settings routes it to <svc>.relay).
-                    "-Q",
-                    f"{svc},{svc}.relay",
+                    # It consumes the service's queue and its outbox relay loop's (CELERY_TASK_QUEUES in settings).
                     # One process, three threads: the relay loop holds one, beat's ticks and tasks use the others.
                     "--pool",
                     "threads",
@@ -251,7 +252,7 @@ def process_table(
                     svc,
                     "beat",
                     "--schedule",
-                    str(infra.RUN / "celery" / f"{svc}-beat"),
+                    str(infra.namespace_dir() / "celery" / f"{svc}-beat"),
                     "--loglevel",
                     "INFO",
                 ],
@@ -425,8 +426,34 @@ def _command_suite(name: str, cmd: list[str], cwd: Path = ROOT) -> SuiteResult:
     )
 
 
+def _namespace_tool(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(PY), str(ROOT / "infra" / "namespaces.py"), *args], check=False, capture_output=True, text=True
+    )
+
+
 def test(args: argparse.Namespace) -> int:
+    """Every suite, in a run namespace of its own (a platform running beside it is left alone)."""
     infra_up()
+    created = _namespace_tool("create", "--prefix", "test", "--owner", str(os.getpid()))
+    if created.returncode != 0:
+        raise infra.InfraError(f"could not create the test run's namespace: {created.stderr.strip()}")
+    ns_env = json.loads(created.stdout)
+    os.environ.update(ns_env)
+    (infra.namespace_dir() / "celery").mkdir(parents=True, exist_ok=True)
+    print(f"[test] namespace {ns_env[infra.namespace.ENV]}: its own topics, databases, queues, registry, gateway")
+    # A SIGTERM or SIGHUP ends the run like Ctrl-C: the namespace is removed on the way out.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.default_int_handler)
+    try:
+        return _run_suites(args)
+    finally:
+        removed = _namespace_tool("remove", ns_env[infra.namespace.ENV])
+        if removed.returncode != 0:
+            print(f"[test] could not remove the namespace (the next run will): {removed.stderr.strip()}")
+
+
+def _run_suites(args: argparse.Namespace) -> int:
     wanted = set(args.only or [])
     results: list[SuiteResult] = []
 
@@ -463,7 +490,7 @@ def test(args: argparse.Namespace) -> int:
         env = {
             **infra_env(),
             "DATABASE_URL": f"postgres://platform_common:{infra.role_password('platform_common')}"
-            f"@127.0.0.1:{infra.PG_PORT}/platform_common",
+            f"@127.0.0.1:{infra.PG_PORT}/{infra.namespace.database('platform_common')}",
         }
         # Run from the root: inside common/ its logging.py would shadow the standard library's.
         results.append(

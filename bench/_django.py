@@ -15,24 +15,48 @@ import components as infra  # noqa: E402
 BENCH_DB = "platform_bench"
 
 
+def bench_namespace(prefix: str = "bench") -> str:
+    """A run namespace of this benchmark's own, made now and removed at exit (on SIGTERM and SIGHUP too).
+
+    Its topics, groups, databases, queues and registry are its own: a platform running beside it is untouched.
+    """
+    import atexit
+
+    import namespaces  # infra/namespaces.py
+
+    namespaces.exit_on_signals()
+    ns = namespaces.create(prefix)
+    os.environ.update(ns.env)
+    atexit.register(namespaces.remove, ns.name)
+    progress(f"namespace {ns.name}")
+    return ns.name
+
+
 def setup_django() -> str:
-    """Point the common/ test project at the bench database (created and migrated here); return bootstrap."""
+    """In a namespace of its own, point the common/ test project at the bench database (made and migrated here).
+
+    Returns the Kafka bootstrap address.
+    """
     import psycopg2
 
+    from common import namespace
+
+    bench_namespace()
+    database = namespace.database(BENCH_DB)
     password = infra.role_password("platform_common")
     admin = psycopg2.connect(
         host="127.0.0.1", port=infra.PG_PORT, user="platform_common", password=password, dbname="postgres"
     )
     admin.autocommit = True
     with admin.cursor() as cursor:
-        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB])
+        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database])
         if cursor.fetchone() is None:
-            cursor.execute(f"CREATE DATABASE {BENCH_DB}")
+            cursor.execute(f"CREATE DATABASE {database}")
     admin.close()
     bootstrap = f"127.0.0.1:{infra.KAFKA_PORT}"
     os.environ.update(
         DJANGO_SETTINGS_MODULE="common.tests.settings",
-        DATABASE_URL=f"postgres://platform_common:{password}@127.0.0.1:{infra.PG_PORT}/{BENCH_DB}",
+        DATABASE_URL=f"postgres://platform_common:{password}@127.0.0.1:{infra.PG_PORT}/{database}",
         KAFKA_BOOTSTRAP_SERVERS=bootstrap,
         LOG_LEVEL="WARNING",
     )

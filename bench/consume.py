@@ -30,6 +30,7 @@ def main() -> None:
     register_bench_contract()
     from confluent_kafka import Consumer, Producer
 
+    from common import namespace
     from common.consumers.base import ConsumerRunner, ConsumerSpec
     from common.consumers.models import InboxMessage
     from common.events import Envelope
@@ -44,7 +45,7 @@ def main() -> None:
         envelope = Envelope.new("bench.sample", source="bench", subject=key, data={"seq": seq, "pad": uuid.uuid4().hex})
         while True:
             try:
-                producer.produce(topic, key=key.encode(), value=envelope.to_json())
+                producer.produce(namespace.topic(topic), key=key.encode(), value=envelope.to_json())
                 break
             except BufferError:
                 producer.poll(0.05)
@@ -59,7 +60,7 @@ def main() -> None:
                 "enable.auto.commit": False,
             }
         )
-        bare.subscribe([topic])
+        bare.subscribe([namespace.topic(topic)])
         seen = 0
         started = None
         while seen < args.events:

@@ -83,11 +83,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
+    from _django import bench_namespace
+
+    bench_namespace()  # its own gateway and registry: the instance it starts is the only one behind it
+
     from common.discovery import wait_registered
     from common.testing.auth import mint_access_token
     from tests.e2e.conftest import RunningProcess, free_port, manage_all, wait_http
 
     infra = manage_all.infra
+    manage_all.run_everywhere(["migrate", "--noinput"], only=["order_svc"], quiet=True)
     log_dir = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
     port = free_port()
     table = {p.name: p for p in manage_all.process_table(ports={s: [port] for s in manage_all.SERVICES})}
@@ -98,8 +103,8 @@ def main() -> None:
         wait_http(f"http://127.0.0.1:{port}/healthz")
         assert wait_registered("order_svc", f"127.0.0.1:{port}"), "the instance did not register in etcd"
         time.sleep(2)  # the watcher renders and reloads nginx
-        # Only this instance behind the gateway for the run: others (a running `up`) would skew it.
-        upstreams = (infra.RUN / "nginx" / "upstreams.conf").read_text()
+        # Only this instance behind the namespace's gateway (a running `up` has a gateway of its own).
+        upstreams = (infra.namespace_dir() / "nginx" / "upstreams.conf").read_text()
         others = [
             line for line in upstreams.split("upstream order_svc")[1].split("}")[0].splitlines() if "server" in line
         ]
@@ -122,7 +127,7 @@ def main() -> None:
                 n = args.requests // args.rounds
                 results[name]["direct"].append(hammer("127.0.0.1", port, direct_path, headers, n, args.clients))
                 results[name]["gateway"].append(
-                    hammer("127.0.0.1", infra.GATEWAY_PORT, gateway_path, headers, n, args.clients)
+                    hammer("127.0.0.1", infra.gateway_port(), gateway_path, headers, n, args.clients)
                 )
     finally:
         web.stop()

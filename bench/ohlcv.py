@@ -4,8 +4,8 @@ Run from the repository root with the infrastructure up (`python3 manage_all.py 
 
     .venv/bin/python bench/ohlcv.py [--events 1000000] [--batch-size 2000]
 
-It creates its own topic and consumer groups, folds trades of symbols of its own (BENCH*) into the local
-analytics_service database, and deletes both topic and rows at the end.
+It runs in a namespace of its own (topics, groups, an analytics database of its own, all removed at the end),
+so a platform running beside it never sees its trades.
 """
 
 from __future__ import annotations
@@ -23,6 +23,11 @@ sys.path.insert(0, str(ROOT / "analytics_svc"))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "analytics_svc.settings")
 os.environ.setdefault("LOG_LEVEL", "WARNING")  # the JSON figures are the output
 
+from _django import bench_namespace  # noqa: E402
+
+if __name__ == "__main__":
+    bench_namespace()  # before Django reads its settings: the bench's own analytics database, topics, groups
+
 import django  # noqa: E402
 
 django.setup()
@@ -36,6 +41,7 @@ from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 
+from common import namespace  # noqa: E402
 from common.consumers.base import ConsumerRunner  # noqa: E402
 from common.testing.kafka import create_topics, delete_topics  # noqa: E402
 
@@ -52,7 +58,7 @@ def baseline(bootstrap: str, topic: str, events: int) -> float:
             "enable.auto.commit": False,
         }
     )
-    consumer.subscribe([topic])
+    consumer.subscribe([namespace.topic(topic)])
     seen, size, started = 0, 0, None
     try:
         while seen < events:
@@ -98,7 +104,7 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=2000)
     args = parser.parse_args()
     bootstrap = settings.KAFKA_BOOTSTRAP_SERVERS
-    call_command("migrate", verbosity=0)  # the bench's database may be a fresh one
+    call_command("migrate", verbosity=0)  # the namespace's own database: a fresh one
     topic = f"bench-ohlcv-{uuid.uuid4().hex[:8]}"
     create_topics(bootstrap, topic, partitions=len(SYMBOLS))
     cleanup()

@@ -28,6 +28,7 @@ def main() -> None:
     from django.conf import settings
     from django.db import connection
 
+    from common import namespace
     from common.events import Envelope
     from common.kafka import producer_config
     from common.outbox import relay
@@ -75,7 +76,7 @@ def main() -> None:
     for key, value, headers in messages:
         while True:
             try:
-                producer.produce(bare_topic, value=value, key=key, headers=headers)
+                producer.produce(namespace.topic(bare_topic), value=value, key=key, headers=headers)
                 break
             except BufferError:
                 producer.poll(0.05)

@@ -1,6 +1,7 @@
 """Service discovery: a web instance registers itself in etcd under a lease it keeps alive.
 
-Key: /platform/services/<service>/<instance id>, value: {"service", "address", "health", "pid", "started_at"}.
+Key: <prefix><service>/<instance id> (prefix /platform/services/, or its run namespace's, see common/namespace.py),
+value: {"service", "address", "health", "pid", "started_at"}.
 A process that dies stops refreshing its lease, so its key disappears within DISCOVERY_TTL_S seconds; a clean
 stop revokes the lease at once. The gateway's watcher renders nginx's upstreams from these keys.
 Configured by ETCD_URL (default http://127.0.0.1:52379) and DISCOVERY_TTL_S (default 5); DISCOVERY_ENABLED=false
@@ -22,9 +23,9 @@ from urllib.parse import urlparse
 # fork in the middle of an import leaves the child waiting forever on the module lock (of `requests`).
 import etcd3gw
 
-logger = logging.getLogger(__name__)
+from common import namespace
 
-REGISTRY_PREFIX = "/platform/services/"
+logger = logging.getLogger(__name__)
 
 
 class Registration:
@@ -34,7 +35,7 @@ class Registration:
         self.ttl_s = ttl_s or int(os.environ.get("DISCOVERY_TTL_S", "5"))
         url = urlparse(etcd_url or os.environ.get("ETCD_URL", "http://127.0.0.1:52379"))
         self.etcd_host, self.etcd_port = url.hostname or "127.0.0.1", url.port or 2379
-        self.key = f"{REGISTRY_PREFIX}{service}/{uuid.uuid4().hex[:12]}"
+        self.key = f"{namespace.registry_prefix()}{service}/{uuid.uuid4().hex[:12]}"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lease = None
@@ -95,7 +96,7 @@ def wait_registered(service: str, address: str, timeout: float = 10.0) -> bool:
     client = etcd3gw.client(host=url.hostname, port=url.port, timeout=3)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for value, _ in client.get_prefix(f"{REGISTRY_PREFIX}{service}/"):
+        for value, _ in client.get_prefix(f"{namespace.registry_prefix()}{service}/"):
             if json.loads(value)["address"] == address:
                 return True
         time.sleep(0.2)

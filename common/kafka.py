@@ -10,6 +10,7 @@ from typing import Any
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from common import namespace
 from common.topics import all_topics
 
 
@@ -62,18 +63,42 @@ def ensure_topics(bootstrap: str, topics: list[str], *, partitions: int, timeout
     return missing
 
 
+def delete_namespace_topics(bootstrap: str, ns: str, *, timeout: float = 30.0) -> list[str]:
+    """Delete every topic of a run namespace (its platform topics and whatever its tests created)."""
+    if not namespace.validate(ns):
+        raise ValueError("the real platform's topics (empty namespace) are never deleted")
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    doomed = sorted(t for t in admin.list_topics(timeout=timeout).topics if t.startswith(f"{ns}."))
+    if doomed:
+        for future in admin.delete_topics(doomed, operation_timeout=timeout).values():
+            try:
+                future.result()
+            except KafkaException as exc:
+                if exc.args[0].code() != exc.args[0].UNKNOWN_TOPIC_OR_PART:
+                    raise
+    return doomed
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Create the platform's Kafka topics when missing.")
+    parser = argparse.ArgumentParser(description="Create (or delete) a namespace's Kafka topics.")
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--timeout", type=float, default=60.0)
+    parser.add_argument("--namespace", default=None, help="default: PLATFORM_NAMESPACE (empty: the real platform)")
+    parser.add_argument("--delete", action="store_true", help="delete the namespace's topics instead")
     args = parser.parse_args(argv)
+    ns = namespace.current() if args.namespace is None else namespace.validate(args.namespace)
     try:
-        created = ensure_topics(args.bootstrap, all_topics(), partitions=args.partitions, timeout=args.timeout)
-    except KafkaException as exc:
-        print(f"could not create topics on {args.bootstrap}: {exc}", file=sys.stderr)
+        if args.delete:
+            deleted = delete_namespace_topics(args.bootstrap, ns, timeout=args.timeout)
+            print(f"topics of namespace {ns} deleted ({len(deleted)})")
+            return 0
+        topics = [namespace.topic(t, ns) for t in all_topics()]
+        created = ensure_topics(args.bootstrap, topics, partitions=args.partitions, timeout=args.timeout)
+    except (KafkaException, ValueError) as exc:
+        print(f"could not manage topics on {args.bootstrap}: {exc}", file=sys.stderr)
         return 1
-    print(f"topics ready ({len(all_topics())}; created {len(created)})")
+    print(f"topics ready ({len(topics)}{f' in namespace {ns}' if ns else ''}; created {len(created)})")
     return 0
 
 

@@ -7,6 +7,9 @@ from typing import Any
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
+
+from common import namespace
 
 env = environ.Env()
 
@@ -31,8 +34,8 @@ _INSECURE_LOCAL_KEY = "django-insecure-local-only-never-used-outside-local-mode"
 
 
 def local_database_url(service: str) -> str:
-    """The URL of a service's database on the local private cluster (role = service name)."""
-    database = SERVICES.get(service) or TEST_PROJECTS[service]
+    """The URL of a service's database on the local private cluster (role = service name), in this namespace."""
+    database = namespace.database(SERVICES.get(service) or TEST_PROJECTS[service])
     return f"postgres://{service}:{service}-local@127.0.0.1:{LOCAL_PG_PORT}/{database}"
 
 
@@ -71,9 +74,15 @@ def service_settings(*, name: str, base_dir: Path, apps: list[str]) -> dict[str,
                 "set it to a long random string, e.g. from secrets.token_urlsafe(50)."
             )
     redis_url = env.str("REDIS_URL", default=f"redis://127.0.0.1:{LOCAL_REDIS_PORT}/0")
+    try:
+        ns = namespace.current()  # a test run's or a benchmark's own topics, groups, queues, keys and registry
+    except namespace.NamespaceError as exc:
+        raise ImproperlyConfigured(str(exc)) from None
+    queue = namespace.queue(name)
 
     settings: dict[str, Any] = {
         "SERVICE_NAME": name,
+        "PLATFORM_NAMESPACE": ns,
         "PLATFORM_ENV": platform_env,
         "BASE_DIR": base_dir,
         "SECRET_KEY": secret_key,
@@ -138,7 +147,7 @@ def service_settings(*, name: str, base_dir: Path, apps: list[str]) -> dict[str,
             "default": {
                 "BACKEND": "django.core.cache.backends.redis.RedisCache",
                 "LOCATION": redis_url,
-                "KEY_PREFIX": name,
+                "KEY_PREFIX": f"{namespace.redis_prefix()}{name}",
             }
         },
         "AUTH_PASSWORD_VALIDATORS": [
@@ -187,13 +196,17 @@ def service_settings(*, name: str, base_dir: Path, apps: list[str]) -> dict[str,
         "KAFKA_BOOTSTRAP_SERVERS": env.str("KAFKA_BOOTSTRAP_SERVERS", default=f"127.0.0.1:{LOCAL_KAFKA_PORT}"),
         "REDIS_URL": redis_url,
         "CELERY_BROKER_URL": env.str("CELERY_BROKER_URL", default=redis_url),
-        "CELERY_TASK_DEFAULT_QUEUE": name,
+        "CELERY_TASK_DEFAULT_QUEUE": queue,
+        # Every key kombu writes (queues, bindings, unacked messages, the broadcast channels) under the
+        # namespace's prefix, so a test run's workers and the platform's never share one.
+        "CELERY_BROKER_TRANSPORT_OPTIONS": {"global_keyprefix": namespace.redis_prefix()} if ns else {},
         "CELERY_TASK_IGNORE_RESULT": True,
         "CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP": True,
         "CELERY_WORKER_HIJACK_ROOT_LOGGER": False,
         # The outbox relay loop has a queue of its own, so it never sits behind (or holds up) the service's
-        # tasks; the one worker of the service consumes both (-Q <name>,<name>.relay, a threads pool).
-        "CELERY_TASK_ROUTES": {"common.outbox.tasks.relay_loop": {"queue": f"{name}.relay"}},
+        # tasks; the one worker of the service consumes both (the queues named here: no -Q to keep in step).
+        "CELERY_TASK_QUEUES": [Queue(queue), Queue(f"{queue}.relay")],
+        "CELERY_TASK_ROUTES": {"common.outbox.tasks.relay_loop": {"queue": f"{queue}.relay"}},
         "CELERY_BEAT_SCHEDULE": {
             # The relay loop wakes at each commit (the outbox table's NOTIFY trigger) and runs for a bounded
             # time; beat restarts it when it is gone (a copy sent while it runs returns at once). The sweep

@@ -10,6 +10,7 @@ import base64
 import contextlib
 import fcntl
 import hashlib
+import json
 import os
 import pwd
 import shutil
@@ -23,6 +24,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN = Path(os.environ.get("PLATFORM_RUN_DIR", ROOT / ".run"))
+if str(ROOT) not in sys.path:
+    sys.path.append(str(ROOT))  # common/namespace.py: standard library only, shared with the services
+
+from common import namespace  # noqa: E402
 
 PG_PORT = int(os.environ.get("PLATFORM_PG_PORT", "55432"))
 REDIS_PORT = int(os.environ.get("PLATFORM_REDIS_PORT", "56379"))
@@ -59,8 +64,34 @@ def role_password(role: str) -> str:
     return f"{role}-local"
 
 
-def database_url(service: str) -> str:
-    return f"postgres://{service}:{role_password(service)}@127.0.0.1:{PG_PORT}/{DATABASES[service]}"
+def database_url(service: str, ns: str | None = None) -> str:
+    """A service's database in this process's run namespace (ns given: in that one)."""
+    database = namespace.database(DATABASES[service], ns)
+    return f"postgres://{service}:{role_password(service)}@127.0.0.1:{PG_PORT}/{database}"
+
+
+def namespace_dir(ns: str | None = None) -> Path:
+    """What a run namespace keeps under .run/ (its gateway, its record); .run/ itself for the real platform."""
+    ns = namespace.current() if ns is None else namespace.validate(ns)
+    return RUN / "ns" / ns if ns else RUN
+
+
+def daemon_env() -> dict[str, str]:
+    """The environment a shared daemon starts with: never a run namespace's (the namespace's clean-up stops every
+    process started with it, and a broker a test restarted is the whole machine's, not the test run's)."""
+    return {k: v for k, v in os.environ.items() if k != namespace.ENV}
+
+
+def gateway_port(ns: str | None = None) -> int:
+    """The port of this namespace's gateway: GATEWAY_PORT for the real platform, the one its record names else."""
+    ns = namespace.current() if ns is None else namespace.validate(ns)
+    if not ns:
+        return GATEWAY_PORT
+    record = namespace_dir(ns) / "namespace.json"
+    try:
+        return int(json.loads(record.read_text())["gateway_port"])
+    except (OSError, ValueError, KeyError):
+        raise InfraError(f"namespace {ns} has no record at {record}; create it with infra/namespaces.py") from None
 
 
 def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
@@ -264,6 +295,7 @@ class Postgres:
                     ]
                 ),
                 check=True,
+                env=daemon_env(),
                 stdout=subprocess.DEVNULL,
             )
         self._ensure_roles_and_databases()
@@ -300,14 +332,30 @@ class Postgres:
                 f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN "
                 f"CREATE ROLE {role} LOGIN CREATEDB PASSWORD '{role_password(role)}'; END IF; END $$;"
             )
+        self.ensure_databases("")
+
+    def ensure_databases(self, ns: str) -> None:
+        """Every service's database of a namespace ("" the real platform's), owned by the service's role."""
         existing = set(self.psql("SELECT datname FROM pg_database").split())
-        for role, database in DATABASES.items():
+        for role, name in DATABASES.items():
+            database = namespace.database(name, ns)
             if database not in existing:
                 say(f"creating database {database} owned by {role}")
                 self.psql(f"CREATE DATABASE {database} OWNER {role}")
             # Only the owning service may connect: the database per service is enforced, not agreed.
             self.psql(f"REVOKE CONNECT ON DATABASE {database} FROM PUBLIC")
             self.psql(f"GRANT CONNECT ON DATABASE {database} TO {role}")
+
+    def drop_databases(self, ns: str) -> list[str]:
+        """Drop a namespace's databases and the test databases its suites made (never the real platform's)."""
+        if not namespace.validate(ns):
+            raise InfraError("the real platform's databases (empty namespace) are never dropped")
+        names = [namespace.database(name, ns) for name in [*DATABASES.values(), *TEST_ONLY_ROLES, "platform_bench"]]
+        wanted = {*names, *(f"test_{name}" for name in names)}  # pytest-django's test databases too
+        doomed = [d for d in self.psql("SELECT datname FROM pg_database").split() if d in wanted]
+        for database in doomed:
+            self.psql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        return doomed
 
     def down(self) -> None:
         if (self.data / "postmaster.pid").exists():
@@ -364,6 +412,7 @@ class Redis:
                 "no",
             ],
             check=True,
+            env=daemon_env(),
         )
         wait_for(lambda: port_open(REDIS_PORT), what="Redis", timeout=20, log=self.log)
 
@@ -447,7 +496,7 @@ class Daemon:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
-                env={**os.environ, **self.environment()},
+                env={**daemon_env(), **self.environment()},
             )
         self.pidfile.write_text(str(process.pid))
         wait_for(lambda: port_open(self.port) or process.poll() is not None, what=self.name, timeout=90, log=self.log)
@@ -589,22 +638,31 @@ class Etcd(Daemon):
 
 
 class Gateway:
-    """nginx as the API gateway on 127.0.0.1:GATEWAY_PORT; its upstreams follow the etcd registry."""
+    """nginx as the API gateway on 127.0.0.1:<port>; its upstreams follow the etcd registry.
+
+    The real platform's listens on PLATFORM_GATEWAY_PORT (8000) from .run/nginx/; a run namespace's on a port
+    of its own from .run/ns/<ns>/nginx/, following only its namespace's registry.
+    """
 
     name = "gateway"
 
-    def __init__(self) -> None:
-        self.home = RUN / "nginx"
+    def __init__(self, ns: str | None = None, port: int | None = None) -> None:
+        self.home = namespace_dir(ns) / "nginx"
+        self.port = port or gateway_port()
         self.conf = self.home / "nginx.conf"
         self.pidfile = self.home / "nginx.pid"
 
     def _nginx(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
-            ["nginx", "-c", str(self.conf), "-p", str(self.home), *args], check=False, capture_output=True, text=True
+            ["nginx", "-c", str(self.conf), "-p", str(self.home), *args],
+            check=False,
+            capture_output=True,
+            text=True,
+            env=daemon_env(),
         )
 
     def running(self) -> bool:
-        return read_pid(self.pidfile) is not None and port_open(GATEWAY_PORT)
+        return read_pid(self.pidfile) is not None and port_open(self.port)
 
     def up(self) -> None:
         ensure_packages({"nginx": "nginx"})
@@ -613,14 +671,15 @@ class Gateway:
         self.home.mkdir(parents=True, exist_ok=True)
         if self.running():
             return  # its upstreams belong to the watcher: never reset them here
-        gateway.render(None)  # the routes; upstreams stay as last rendered (or empty on a first start)
-        if port_open(GATEWAY_PORT):
-            raise InfraError(f"port {GATEWAY_PORT} is taken; set PLATFORM_GATEWAY_PORT to a free one")
-        say(f"starting the nginx gateway on 127.0.0.1:{GATEWAY_PORT}")
+        # The routes; upstreams stay as last rendered (or empty on a first start).
+        gateway.render(None, home=self.home, port=self.port)
+        if port_open(self.port):
+            raise InfraError(f"port {self.port} is taken; set PLATFORM_GATEWAY_PORT to a free one")
+        say(f"starting the nginx gateway on 127.0.0.1:{self.port}")
         result = self._nginx()
         if result.returncode != 0:
             raise InfraError(f"nginx did not start: {result.stderr.strip()}")
-        wait_for(lambda: port_open(GATEWAY_PORT), what="nginx", timeout=20, log=self.home / "error.log")
+        wait_for(lambda: port_open(self.port), what="nginx", timeout=20, log=self.home / "error.log")
 
     def reload(self) -> None:
         result = self._nginx("-s", "reload")
@@ -634,7 +693,7 @@ class Gateway:
             stop_pid(pid)
 
     def status(self) -> str:
-        return f"127.0.0.1:{GATEWAY_PORT}" if self.running() else "stopped"
+        return f"127.0.0.1:{self.port}" if self.running() else "stopped"
 
 
 def components() -> list[Postgres | Redis | Kafka | Zipkin | Etcd | Gateway]:

@@ -23,10 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import components as infra
 
-GATEWAY_PORT = infra.GATEWAY_PORT
 ETCD_PORT = infra.ETCD_PORT
-REGISTRY_PREFIX = "/platform/services/"
-NGINX = infra.RUN / "nginx"
+# This process's namespace: the real platform's registry and nginx, or a test run's / a benchmark's own.
+REGISTRY_PREFIX = infra.namespace.registry_prefix()
+NGINX = infra.namespace_dir() / "nginx"
 ROUTES = infra.ROOT / "infra" / "routes.toml"
 TEMPLATES = infra.ROOT / "infra" / "nginx"
 # An address nothing listens on: an upstream with no live instance fails fast, and nginx answers JSON 502.
@@ -46,14 +46,15 @@ def swagger_dist() -> Path:
     return NGINX / "missing-swagger-ui"
 
 
-def render(instances: dict[str, list[str]] | None) -> bool:
+def render(instances: dict[str, list[str]] | None, *, home: Path = NGINX, port: int | None = None) -> bool:
     """Write nginx's files for these live instances; True when the upstreams changed.
 
     With None, the upstreams are left as they are (written empty only when none exist yet).
     """
     routes = load_routes()
+    port = port or infra.gateway_port()
     for sub in ("tmp/body", "tmp/proxy", "tmp/fastcgi", "tmp/uwsgi", "tmp/scgi"):
-        (NGINX / sub).mkdir(parents=True, exist_ok=True)
+        (home / sub).mkdir(parents=True, exist_ok=True)
     upstreams = []
     for service in routes:
         servers = sorted((instances or {}).get(service, [])) or [NO_INSTANCE]
@@ -68,15 +69,15 @@ def render(instances: dict[str, list[str]] | None) -> bool:
         locations.append(f"location = /docs/{service}/schema {{ proxy_pass http://{service}/api/schema/; }}")
         # A service's liveness through the front door (the gateway's own is /healthz).
         locations.append(f"location = /health/{service} {{ proxy_pass http://{service}/healthz; }}")
-    (NGINX / "routes.conf").write_text("\n".join(locations) + "\n")
+    (home / "routes.conf").write_text("\n".join(locations) + "\n")
     urls = [{"name": svc, "url": f"/docs/{svc}/schema"} for svc in routes]
-    (NGINX / "docs.html").write_text((TEMPLATES / "docs.html.template").read_text().format(urls=json.dumps(urls)))
-    (NGINX / "nginx.conf").write_text(
+    (home / "docs.html").write_text((TEMPLATES / "docs.html.template").read_text().format(urls=json.dumps(urls)))
+    (home / "nginx.conf").write_text(
         (TEMPLATES / "nginx.conf.template")
         .read_text()
         .format(
-            run=NGINX,
-            port=GATEWAY_PORT,
+            run=home,
+            port=port,
             max_body=os.environ.get("PLATFORM_GATEWAY_MAX_BODY", "1m"),
             auth_rate=os.environ.get("PLATFORM_GATEWAY_AUTH_RATE", "5r/s"),
             read_timeout=os.environ.get("PLATFORM_GATEWAY_READ_TIMEOUT", "30s"),
@@ -84,7 +85,7 @@ def render(instances: dict[str, list[str]] | None) -> bool:
         )
     )
     new = "\n".join(upstreams)
-    path = NGINX / "upstreams.conf"
+    path = home / "upstreams.conf"
     if instances is None and path.exists():
         return False
     changed = not path.exists() or path.read_text() != new

@@ -26,6 +26,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connection, transaction
 from django.utils.module_loading import import_string
 
+from common import namespace
 from common.consumers.models import DeadLetter
 from common.correlation import caused_by
 from common.events import Envelope, EventError, MalformedEvent, UnknownEventType
@@ -101,6 +102,11 @@ def _ce_type(msg: Message) -> str | None:
     return None
 
 
+def _topic(msg: Message) -> str:
+    """The logical topic of a message (what inbox rows, dead letters and the outbox name), not this run's."""
+    return namespace.logical_topic(msg.topic())
+
+
 def consumer_specs() -> dict[str, ConsumerSpec]:
     """The consumers this service declares (settings.PLATFORM_CONSUMERS: dotted path to a list)."""
     path = getattr(settings, "PLATFORM_CONSUMERS", None)
@@ -112,7 +118,7 @@ def consumer_specs() -> dict[str, ConsumerSpec]:
 def kafka_consumer_config(group_id: str, **overrides: object) -> dict[str, object]:
     return {
         "bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS,
-        "group.id": group_id,
+        "group.id": namespace.group(group_id),
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
@@ -151,7 +157,7 @@ class ConsumerRunner:
 
     def run(self, *, max_messages: int | None = None, idle_exit_s: float | None = None) -> ConsumerStats:
         self._consumer = Consumer(kafka_consumer_config(self.spec.group_id))
-        self._consumer.subscribe(list(self.spec.topics), on_revoke=self._on_revoke)
+        self._consumer.subscribe([namespace.topic(t) for t in self.spec.topics], on_revoke=self._on_revoke)
         logger.info("consumer started", extra={"consumer": self.spec.name, "topics": self.spec.topics})
         idle_since = time.monotonic()
         try:
@@ -345,7 +351,7 @@ class ConsumerRunner:
         if not self.spec.inbox:
             return items
         rows = [
-            (self.spec.name, i.envelope.id, i.envelope.type, i.msg.topic(), i.msg.partition(), i.msg.offset())
+            (self.spec.name, i.envelope.id, i.envelope.type, _topic(i.msg), i.msg.partition(), i.msg.offset())
             for i in items
         ]
         with connection.cursor() as cursor:
@@ -368,7 +374,7 @@ class ConsumerRunner:
         if not items:
             return
         envelopes = [i.envelope for i in items]
-        positions = {i.envelope.id: (i.msg.topic(), i.msg.partition(), i.msg.offset()) for i in items}
+        positions = {i.envelope.id: (_topic(i.msg), i.msg.partition(), i.msg.offset()) for i in items}
         # A span per event whose trace is sampled, none for the rest: what a handler publishes for an event
         # continues that event's trace.
         with handling_spans(envelopes, consumer=self.spec.name, positions=positions) as spans:
@@ -404,7 +410,7 @@ class ConsumerRunner:
         headers = [(k, v.decode(errors="replace") if isinstance(v, bytes) else v) for k, v in (msg.headers() or [])]
         position = {
             "consumer": self.spec.name,
-            "topic": msg.topic(),
+            "topic": _topic(msg),
             "partition": msg.partition(),
             "offset": msg.offset(),
         }
@@ -422,14 +428,14 @@ class ConsumerRunner:
         )
         if created:
             enqueue_raw(
-                topic=dlq(msg.topic()),
+                topic=dlq(_topic(msg)),
                 key=msg.key(),
                 payload=msg.value() or b"",
                 headers=[
                     *headers,
                     ("dlq_error", error[:1000]),
                     ("dlq_consumer", self.spec.name),
-                    ("dlq_topic", msg.topic()),
+                    ("dlq_topic", _topic(msg)),
                     ("dlq_partition", str(msg.partition())),
                     ("dlq_offset", str(msg.offset())),
                 ],

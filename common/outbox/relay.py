@@ -28,6 +28,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connections
 from django.utils import timezone
 
+from common import namespace
 from common.kafka import producer_config
 from common.tracing import RelaySpans
 
@@ -244,7 +245,7 @@ def _relay_all(connection, batch_size: int, result: RelayResult) -> None:
                     producer,
                     errors,
                     row_id,
-                    topic=topic,
+                    topic=namespace.topic(topic),
                     value=value,
                     key=key.encode() if key else None,
                     headers=[(h[0], h[1]) for h in headers] if headers else None,

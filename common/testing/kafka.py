@@ -1,32 +1,34 @@
-"""Reading and writing real topics in tests."""
+"""Reading and writing real topics in tests, by logical name: the run's namespace is applied here."""
 
 from __future__ import annotations
 
 import time
 import uuid
 
-from confluent_kafka import Consumer, Message, Producer
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+
+from common import namespace
 
 
 def create_topics(bootstrap: str, *names: str, partitions: int = 3) -> None:
     admin = AdminClient({"bootstrap.servers": bootstrap})
     for future in admin.create_topics(
-        [NewTopic(n, num_partitions=partitions, replication_factor=1) for n in names]
+        [NewTopic(namespace.topic(n), num_partitions=partitions, replication_factor=1) for n in names]
     ).values():
         future.result(timeout=30)
 
 
 def delete_topics(bootstrap: str, *names: str) -> None:
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    for future in admin.delete_topics(list(names)).values():
+    for future in admin.delete_topics([namespace.topic(n) for n in names]).values():
         future.result(timeout=30)
 
 
 def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes | None]]) -> None:
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all"})
     for key, value in messages:
-        producer.produce(topic, key=key, value=value)
+        producer.produce(namespace.topic(topic), key=key, value=value)
     assert producer.flush(30) == 0, "messages were not delivered within 30s"
 
 
@@ -40,7 +42,7 @@ def read_topic(bootstrap: str, topic: str, *, expected: int, timeout: float = 30
             "enable.auto.commit": False,
         }
     )
-    consumer.subscribe([topic])
+    consumer.subscribe([namespace.topic(topic)])
     received: list[Message] = []
     deadline = time.monotonic() + timeout
     try:
@@ -56,4 +58,46 @@ def read_topic(bootstrap: str, topic: str, *, expected: int, timeout: float = 30
                 break
     finally:
         consumer.close()
+    return received
+
+
+def _reader(bootstrap: str) -> Consumer:
+    return Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": f"test-reader-{uuid.uuid4().hex}", "enable.auto.commit": False}
+    )
+
+
+def end_offsets(bootstrap: str, topic: str, *, ns: str | None = None) -> dict[int, int]:
+    """partition -> the offset the next message written to the topic will get (ns: another run's topic)."""
+    topic = namespace.topic(topic, ns)
+    consumer = _reader(bootstrap)
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+    finally:
+        consumer.close()
+
+
+def read_since(
+    bootstrap: str, topic: str, start: dict[int, int], timeout: float = 30.0, *, ns: str | None = None
+) -> list[Message]:
+    """Every message written to the topic after `start`, up to its end now (shared topic: others write too)."""
+    end = end_offsets(bootstrap, topic, ns=ns)
+    topic = namespace.topic(topic, ns)
+    pending = {p for p, offset in start.items() if end[p] > offset}
+    consumer = _reader(bootstrap)
+    consumer.assign([TopicPartition(topic, p, start[p]) for p in pending])
+    received: list[Message] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while pending and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None or msg.error() is not None:
+                continue
+            received.append(msg)
+            if msg.offset() >= end[msg.partition()] - 1:
+                pending.discard(msg.partition())
+    finally:
+        consumer.close()
+    assert not pending, f"partitions {pending} of {topic} were not read to their end within {timeout}s"
     return received

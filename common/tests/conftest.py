@@ -32,9 +32,9 @@ def spawn(tmp_path) -> Iterator:
             cmd = [sys.executable, "-m", "django", "consume", *args]
         elif kind == "worker":
             cmd = [
+                # Its queues (the run namespace's) come from the settings, as in every service's worker.
                 sys.executable, "-m", "celery", "-A", "common.tests.celery_app", "worker",
-                "-Q", "platform_common", "--concurrency", "1", "--pool", "solo", "--without-mingle",
-                "--without-gossip", *args,
+                "--concurrency", "1", "--pool", "solo", "--without-mingle", "--without-gossip", *args,
             ]  # fmt: skip
         else:
             raise ValueError(kind)

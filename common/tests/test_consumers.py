@@ -8,6 +8,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from django.db import transaction
 
+from common import namespace
 from common.consumers.base import ConsumerRunner, replay_dead_letters
 from common.consumers.models import DeadLetter, InboxMessage
 from common.events import Envelope
@@ -149,18 +150,18 @@ def test_a_handler_may_publish_and_its_event_carries_the_chain(kafka_bootstrap, 
 
 
 def _committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": namespace.group(group)})
     try:
-        parts = consumer.committed([TopicPartition(topic, p) for p in range(3)], timeout=10)
+        parts = consumer.committed([TopicPartition(namespace.topic(topic), p) for p in range(3)], timeout=10)
         return {tp.partition: max(tp.offset, 0) for tp in parts}
     finally:
         consumer.close()
 
 
 def _rewind(bootstrap: str, group: str, topic: str) -> None:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": namespace.group(group)})
     try:
-        consumer.commit(offsets=[TopicPartition(topic, p, 0) for p in range(3)], asynchronous=False)
+        consumer.commit(offsets=[TopicPartition(namespace.topic(topic), p, 0) for p in range(3)], asynchronous=False)
     finally:
         consumer.close()
 

@@ -4,6 +4,7 @@ import uuid
 
 from confluent_kafka import Consumer, Producer
 
+from common import namespace
 from common.kafka import producer_config
 
 
@@ -11,7 +12,9 @@ def test_a_message_produced_to_the_broker_is_consumed_back(kafka_bootstrap, kafk
     value = uuid.uuid4().hex.encode()
     producer = Producer(producer_config(kafka_bootstrap))
     delivered = []
-    producer.produce(kafka_topic, key=b"k1", value=value, on_delivery=lambda err, msg: delivered.append(err))
+    producer.produce(
+        namespace.topic(kafka_topic), key=b"k1", value=value, on_delivery=lambda err, msg: delivered.append(err)
+    )
     assert producer.flush(30) == 0
     assert delivered == [None]
 
@@ -23,7 +26,7 @@ def test_a_message_produced_to_the_broker_is_consumed_back(kafka_bootstrap, kafk
             "enable.auto.commit": False,
         }
     )
-    consumer.subscribe([kafka_topic])
+    consumer.subscribe([namespace.topic(kafka_topic)])
     try:
         received = None
         for _ in range(60):
@@ -38,12 +41,12 @@ def test_a_message_produced_to_the_broker_is_consumed_back(kafka_bootstrap, kafk
     assert (received.key(), received.value()) == (b"k1", value)
 
 
-def test_every_platform_topic_exists(kafka_bootstrap):
+def test_every_platform_topic_exists_in_the_runs_namespace(kafka_bootstrap):
     from confluent_kafka.admin import AdminClient
 
     from common.topics import all_topics
 
     existing = AdminClient({"bootstrap.servers": kafka_bootstrap}).list_topics(timeout=10).topics
 
-    assert set(all_topics()) <= set(existing)
-    assert len(existing["order-events"].partitions) >= 3
+    assert {namespace.topic(t) for t in all_topics()} <= set(existing)
+    assert len(existing[namespace.topic("order-events")].partitions) >= 3

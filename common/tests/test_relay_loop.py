@@ -237,7 +237,7 @@ def test_a_threads_pool_worker_runs_the_loop_from_its_relay_queue_and_stops_it_a
 ):
     from common.tests.celery_app import app
 
-    worker = spawn("worker", "--pool", "threads", "--concurrency", "3", "-Q", "platform_common,platform_common.relay")
+    worker = spawn("worker", "--pool", "threads", "--concurrency", "3")
     app.send_task("common.outbox.tasks.relay_loop")  # routed to platform_common.relay, as beat sends it
     _wait(lambda: _lock_holder() is not None, timeout=60, what="the worker's relay loop")
 

@@ -279,9 +279,7 @@ def test_a_worker_relay_loop_relays_in_the_request_trace_and_exports_from_the_pr
 ):
     from common.tests.celery_app import app
 
-    worker = spawn(
-        "worker", "--pool", pool, "--concurrency", concurrency, "-Q", "platform_common,platform_common.relay"
-    )
+    worker = spawn("worker", "--pool", pool, "--concurrency", concurrency)
     app.send_task("common.outbox.tasks.relay_loop")  # as beat sends it; no task per commit any more
 
     envelope, request = _publish_in_request(kafka_topic)

@@ -1,7 +1,13 @@
-"""Cross-service tests: real service processes (the commands `manage_all.py up` runs) on free ports."""
+"""Cross-service tests: real service processes (the commands `manage_all.py up` runs) on free ports.
+
+They run in a namespace of their own (topics, groups, databases, queues, registry and gateway; see
+common/namespace.py): `manage_all.py test` makes one for the whole run, and a bare `pytest tests/e2e` makes its
+own. Every process a test starts is stopped when the session ends, fails or gets SIGTERM/SIGINT/SIGHUP.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -17,7 +23,30 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 import manage_all  # noqa: E402 - the supervisor's process table is the one source of commands
+from common import namespace  # noqa: E402
 from common.testing.http import http  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "infra"))
+import namespaces  # noqa: E402 - infra/namespaces.py
+
+# Every process started and not yet stopped: whatever a test leaves is stopped when the session ends.
+_RUNNING: set[RunningProcess] = set()
+_OWN_NAMESPACE: list[str] = []
+
+
+def pytest_configure(config) -> None:
+    namespaces.exit_on_signals()  # SIGTERM/SIGHUP: pytest stops as on Ctrl-C and tears every fixture down
+    if not namespace.current():
+        ns = namespaces.create("e2e")
+        os.environ.update(ns.env)
+        _OWN_NAMESPACE.append(ns.name)
+        manage_all.infra.say(f"e2e tests in namespace {ns.name}")
+
+
+def pytest_unconfigure(config) -> None:
+    RunningProcess.stop_all(list(_RUNNING), signal.SIGKILL, timeout=5)
+    for name in _OWN_NAMESPACE:
+        namespaces.remove(name)
 
 
 def free_port() -> int:
@@ -42,8 +71,10 @@ class RunningProcess:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        _RUNNING.add(self)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
+        _RUNNING.discard(self)
         if self.popen.poll() is not None:
             return
         os.killpg(self.popen.pid, sig)
@@ -52,6 +83,23 @@ class RunningProcess:
         except subprocess.TimeoutExpired:
             os.killpg(self.popen.pid, signal.SIGKILL)
             self.popen.wait()
+
+    @staticmethod
+    def stop_all(processes: list[RunningProcess], sig: int = signal.SIGTERM, timeout: float = 8.0) -> None:
+        """Signal every process group at once, then SIGKILL what is still there after `timeout` in all."""
+        for proc in processes:
+            _RUNNING.discard(proc)
+            if proc.popen.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.popen.pid, sig)
+        deadline = time.monotonic() + timeout
+        for proc in processes:
+            try:
+                proc.popen.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.popen.pid, signal.SIGKILL)
+                proc.popen.wait()
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

@@ -6,17 +6,19 @@ HTTP and Kafka, and may SIGKILL and restart any of its processes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from common import namespace
 from common.events import Envelope
 from common.testing.http import HttpResult, http
 from common.testing.kafka import produce
@@ -36,24 +38,54 @@ def until(condition: Callable[[], Any], *, timeout: float, what: str, interval: 
         time.sleep(interval)
 
 
+@contextlib.contextmanager
+def in_namespace(ns: str) -> Iterator[None]:
+    """Build commands and environments for another namespace ("" the real platform's) than this run's."""
+    previous = os.environ.get(namespace.ENV)
+    os.environ[namespace.ENV] = namespace.validate(ns)
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ[namespace.ENV]
+        else:
+            os.environ[namespace.ENV] = previous
+
+
 class System:
-    """Every process of the platform but the market-data feed (tests publish the trades they need)."""
+    """Every process of the platform but the market-data feed (tests publish the trades they need).
+
+    In this run's namespace; `ns=""` (with `watcher=True`) is the real platform's namespace, which only the
+    isolation test starts, and only when no platform runs there.
+    """
 
     def __init__(
-        self, log_dir: Path, *, env: dict[str, str] | None = None, exclude: tuple[str, ...] = ("analytics_svc_feed",)
+        self,
+        log_dir: Path,
+        *,
+        env: dict[str, str] | None = None,
+        exclude: tuple[str, ...] = ("analytics_svc_feed",),
+        ns: str | None = None,
+        watcher: bool = False,
     ):
         self.log_dir = log_dir
-        self.env = env or {}
+        self.ns = namespace.current() if ns is None else ns
+        self.env = {**(env or {}), namespace.ENV: self.ns}
         ports = {svc: [free_port()] for svc in manage_all.SERVICES}
         self.urls = {svc: f"http://127.0.0.1:{ports[svc][0]}" for svc in manage_all.SERVICES}
         self.specs: dict[str, manage_all.Process] = {}
-        for proc in manage_all.process_table(ports=ports):
-            if proc.name in exclude or proc.name == "gateway_watcher":
-                continue
-            if proc.name.endswith("_beat"):  # a schedule file of this run's own, so a running `up` keeps its own
-                proc.command[proc.command.index("--schedule") + 1] = str(log_dir / f"{proc.name}-schedule")
-            self.specs[proc.name] = proc
+        with in_namespace(self.ns):
+            for proc in manage_all.process_table(ports=ports):
+                if proc.name in exclude or (proc.name == "gateway_watcher" and not watcher):
+                    continue
+                if proc.name.endswith("_beat"):  # a schedule file of this run's own, so a running `up` keeps its own
+                    proc.command[proc.command.index("--schedule") + 1] = str(log_dir / f"{self.ns}{proc.name}-sched")
+                proc.env = {**proc.environment(), **proc.env}  # resolved now, in its namespace
+                self.specs[proc.name] = proc
         self.running: dict[str, RunningProcess] = {}
+
+    def database_url(self, service: str) -> str:
+        return manage_all.infra.database_url(service, self.ns)
 
     @property
     def consumers(self) -> list[str]:
@@ -65,10 +97,12 @@ class System:
 
     def migrate(self) -> None:
         for service in manage_all.SERVICES:
+            with in_namespace(self.ns):
+                env = {**os.environ, **manage_all.service_env(service)}
             result = subprocess.run(
                 [str(manage_all.PY), "manage.py", "migrate", "--noinput"],
                 cwd=ROOT / service,
-                env={**os.environ, **manage_all.service_env(service)},
+                env=env,
                 capture_output=True,
                 text=True,
                 check=False,
@@ -92,9 +126,15 @@ class System:
         for url in self.urls.values():
             wait_http(f"{url}/readyz", timeout=120)
 
+    @property
+    def addresses(self) -> set[str]:
+        return {url.removeprefix("http://") for url in self.urls.values()}
+
     def stop_all(self) -> None:
-        for name in list(self.running):
-            self.stop(name)
+        """All at once (one after the other, each may take its grace time: a SIGTERM must end a run in seconds)."""
+        processes = list(self.running.values())
+        self.running.clear()
+        RunningProcess.stop_all(processes)
 
     def cancel_open_orders(self) -> int:
         """Cancel every open order, through the API as its own user, so the book is empty.
@@ -107,7 +147,7 @@ class System:
         from common.testing.auth import mint_access_token
 
         def open_orders() -> list[tuple[str, str]]:
-            with psycopg2.connect(manage_all.infra.database_url("order_svc")) as conn, conn.cursor() as cursor:
+            with psycopg2.connect(self.database_url("order_svc")) as conn, conn.cursor() as cursor:
                 cursor.execute("SELECT id::text, user_id::text FROM orders WHERE status IN ('NEW', 'PARTIALLY_FILLED')")
                 rows = cursor.fetchall()
             conn.close()

@@ -138,7 +138,7 @@ def test_one_trace_follows_an_order_from_the_gateway_through_every_service(syste
     """POST through nginx with our own traceparent; Zipkin's trace has order, portfolio and transaction spans."""
     from common.testing.http import http
 
-    gateway = f"http://127.0.0.1:{manage_all.infra.GATEWAY_PORT}"
+    gateway = f"http://127.0.0.1:{manage_all.infra.gateway_port()}"
     zipkin = f"http://127.0.0.1:{manage_all.infra.ZIPKIN_PORT}"
     trader = Trader.register(system)
     trader.wait_funded()

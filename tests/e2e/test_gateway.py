@@ -12,7 +12,7 @@ import pytest
 from common.testing.http import http
 from tests.e2e.conftest import ROOT, RunningProcess, free_port, manage_all
 
-GATEWAY = f"http://127.0.0.1:{manage_all.infra.GATEWAY_PORT}"
+GATEWAY = f"http://127.0.0.1:{manage_all.infra.gateway_port()}"
 ROUTES = tomllib.loads((ROOT / "infra" / "routes.toml").read_text())
 
 
@@ -121,7 +121,7 @@ def test_instances_come_and_go_behind_the_gateway_without_a_restart(web_servers,
             result = http("GET", f"{GATEWAY}/api/orders/")
             failures += result.status >= 502
             time.sleep(0.05)
-        upstreams = (manage_all.infra.RUN / "nginx" / "upstreams.conf").read_text()
+        upstreams = (manage_all.infra.namespace_dir() / "nginx" / "upstreams.conf").read_text()
         assert f"127.0.0.1:{ports[0]}" not in upstreams, "the killed instance is still routed to"
         assert failures == 0, "requests failed while an instance died"
 

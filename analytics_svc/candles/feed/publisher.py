@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from confluent_kafka import KafkaError, Message, Producer
 
 from candles.trades import Trade
+from common import namespace
 from common.events import Envelope
 from common.kafka import producer_config
 
@@ -25,7 +26,7 @@ class TradePublisher:
     """The feed owns no database state, so it writes straight to Kafka (no outbox) with acks=all."""
 
     def __init__(self, *, bootstrap: str, topic: str):
-        self.topic = topic
+        self.topic = namespace.topic(topic)  # this run's physical topic
         self.producer = Producer(
             producer_config(bootstrap, **{"linger.ms": 20, "queue.buffering.max.messages": 200_000})
         )

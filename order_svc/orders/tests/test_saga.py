@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from common import namespace
 from common.consumers.base import ConsumerRunner, PermanentError
 from common.consumers.models import DeadLetter
 from common.events import Envelope
@@ -237,10 +238,14 @@ def test_a_batch_of_duplicates_poison_and_valid_replies_through_the_consumer(kaf
     ]
     producer = Producer({"bootstrap.servers": kafka_bootstrap, "enable.idempotence": True, "acks": "all"})
     for envelope in messages:
-        producer.produce(kafka_topic, key=envelope.subject.encode(), value=envelope.to_json())
-    producer.produce(kafka_topic, key=malformed["subject"].encode(), value=json.dumps(malformed).encode())
+        producer.produce(namespace.topic(kafka_topic), key=envelope.subject.encode(), value=envelope.to_json())
+    producer.produce(
+        namespace.topic(kafka_topic), key=malformed["subject"].encode(), value=json.dumps(malformed).encode()
+    )
     # A type the saga does not read, skipped from its header: the value is not even parsed.
-    producer.produce(kafka_topic, key=b"u", value=b"not json", headers=[("ce_type", "balance.settled")])
+    producer.produce(
+        namespace.topic(kafka_topic), key=b"u", value=b"not json", headers=[("ce_type", "balance.settled")]
+    )
     assert producer.flush(30) == 0
 
     runner = ConsumerRunner(spec)

@@ -14,6 +14,7 @@ import pytest
 from confluent_kafka import Producer
 from django.conf import settings
 
+from common import namespace
 from common.consumers.base import ConsumerRunner
 from common.consumers.models import DeadLetter
 from common.outbox.models import OutboxMessage
@@ -39,7 +40,7 @@ UNREAD = ("order.created", "order.accepted")
 def _produce_with_headers(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes, list]]) -> None:
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all"})
     for key, value, headers in messages:
-        producer.produce(topic, key=key, value=value, headers=headers)
+        producer.produce(namespace.topic(topic), key=key, value=value, headers=headers)
     assert producer.flush(30) == 0
 
 

@@ -3,62 +3,23 @@
 from __future__ import annotations
 
 import threading
-import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
-from confluent_kafka import Consumer, Message, TopicPartition
 from django.db import connection
 from django.utils import timezone
 
 from common.events import Envelope
 from common.outbox import relay
 from common.outbox.models import OutboxMessage
+from common.testing.kafka import end_offsets, read_since
 from common.topics import Topic
 from users import services
 from users.models import User, UserEvent
 from users.tests.factories import UserFactory, register, unique_email
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _consumer(bootstrap: str) -> Consumer:
-    return Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": f"test-reader-{uuid.uuid4().hex}", "enable.auto.commit": False}
-    )
-
-
-def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
-    consumer = _consumer(bootstrap)
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
-    finally:
-        consumer.close()
-
-
-def read_since(bootstrap: str, topic: str, start: dict[int, int], timeout: float = 30.0) -> list[Message]:
-    """Every message written to the topic after `start`, up to its end now (shared topic: others write too)."""
-    end = end_offsets(bootstrap, topic)
-    pending = {p for p, offset in start.items() if end[p] > offset}
-    consumer = _consumer(bootstrap)
-    consumer.assign([TopicPartition(topic, p, start[p]) for p in pending])
-    received: list[Message] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while pending and time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            if msg is None or msg.error() is not None:
-                continue
-            received.append(msg)
-            if msg.offset() >= end[msg.partition()] - 1:
-                pending.discard(msg.partition())
-    finally:
-        consumer.close()
-    assert not pending, f"partitions {pending} of {topic} were not read to their end within {timeout}s"
-    return received
 
 
 def test_registering_publishes_exactly_one_user_registered_that_arrives_on_user_events(api, kafka_bootstrap):
