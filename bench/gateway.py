@@ -104,7 +104,7 @@ def main() -> None:
         assert wait_registered("order_svc", f"127.0.0.1:{port}"), "the instance did not register in etcd"
         time.sleep(2)  # the watcher renders and reloads nginx
         # Only this instance behind the namespace's gateway (a running `up` has a gateway of its own).
-        upstreams = (infra.namespace_dir() / "nginx" / "upstreams.conf").read_text()
+        upstreams = (infra.gateway_home() / "upstreams.conf").read_text()
         others = [
             line for line in upstreams.split("upstream order_svc")[1].split("}")[0].splitlines() if "server" in line
         ]

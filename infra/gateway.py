@@ -26,7 +26,7 @@ import components as infra
 ETCD_PORT = infra.ETCD_PORT
 # This process's namespace: the real platform's registry and nginx, or a test run's / a benchmark's own.
 REGISTRY_PREFIX = infra.namespace.registry_prefix()
-NGINX = infra.namespace_dir() / "nginx"
+NGINX = infra.gateway_home()
 ROUTES = infra.ROOT / "infra" / "routes.toml"
 TEMPLATES = infra.ROOT / "infra" / "nginx"
 # An address nothing listens on: an upstream with no live instance fails fast, and nginx answers JSON 502.

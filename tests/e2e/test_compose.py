@@ -26,6 +26,7 @@ import yaml
 from common.settings import service_settings
 from common.tracing import DEFAULT_ZIPKIN_ENDPOINT
 from tests.e2e.conftest import ROOT, manage_all
+from tests.e2e.system import in_namespace
 
 infra = manage_all.infra
 COMPOSE = yaml.safe_load((ROOT / "compose.yaml").read_text())
@@ -297,8 +298,10 @@ def variables_read_by_the_code() -> frozenset[str]:
 
 @functools.cache
 def variables_read_by_the_supervisor() -> frozenset[str]:
-    """What manage_all.py and infra/ (the local infrastructure, the gateway) read."""
-    return variables_read_in([ROOT / "manage_all.py", *sorted((ROOT / "infra").rglob("*.py"))])
+    """What manage_all.py and infra/ (the local infrastructure, the gateway) read, with the one module of common/
+    they import (the run namespace)."""
+    paths = [ROOT / "manage_all.py", ROOT / "common" / "namespace.py", *sorted((ROOT / "infra").rglob("*.py"))]
+    return variables_read_in(paths)
 
 
 def _manage(svc: str, *args: str) -> str:
@@ -598,7 +601,8 @@ def test_django_processes_set_only_variables_the_code_reads_and_every_one_it_nee
 @pytest.mark.parametrize("name", sorted(django_processes()))
 def test_django_processes_get_every_variable_manage_all_gives_them(name):
     svc = django_processes()[name]
-    expected = manage_all.service_env(svc)
+    with in_namespace(""):  # compose's default is the real platform's namespace, whichever this run has
+        expected = manage_all.service_env(svc)
     env = resolved_environment(name)
 
     assert set(expected) - SET_OUTSIDE_COMPOSE <= set(env), set(expected) - SET_OUTSIDE_COMPOSE - set(env)

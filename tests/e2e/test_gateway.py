@@ -121,7 +121,7 @@ def test_instances_come_and_go_behind_the_gateway_without_a_restart(web_servers,
             result = http("GET", f"{GATEWAY}/api/orders/")
             failures += result.status >= 502
             time.sleep(0.05)
-        upstreams = (manage_all.infra.namespace_dir() / "nginx" / "upstreams.conf").read_text()
+        upstreams = (manage_all.infra.gateway_home() / "upstreams.conf").read_text()
         assert f"127.0.0.1:{ports[0]}" not in upstreams, "the killed instance is still routed to"
         assert failures == 0, "requests failed while an instance died"
 

@@ -96,7 +96,7 @@ class RegistryWatch(threading.Thread):
         self._halt = threading.Event()
 
     def run(self) -> None:
-        upstreams = infra.namespace_dir("") / "nginx" / "upstreams.conf"
+        upstreams = infra.gateway_home("") / "upstreams.conf"
         while not self._halt.wait(0.3):
             self.registered |= _registry("")
             self.routed += upstreams.read_text() if upstreams.exists() else ""
