@@ -55,7 +55,7 @@ def main() -> None:
         bare = Consumer(
             {
                 "bootstrap.servers": bootstrap,
-                "group.id": f"bench-bare-{uuid.uuid4().hex}",
+                "group.id": namespace.group(f"bench-bare-{uuid.uuid4().hex}"),
                 "auto.offset.reset": "earliest",
                 "enable.auto.commit": False,
             }

@@ -53,7 +53,7 @@ def baseline(bootstrap: str, topic: str, events: int) -> float:
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
-            "group.id": f"bench-bare-{uuid.uuid4().hex[:8]}",
+            "group.id": namespace.group(f"bench-bare-{uuid.uuid4().hex[:8]}"),
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
         }

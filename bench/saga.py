@@ -600,7 +600,7 @@ class EventWatch:
         self.consumer = Consumer(
             {
                 "bootstrap.servers": bootstrap,
-                "group.id": f"saga-bench-{uuid.uuid4().hex}",
+                "group.id": namespace.group(f"saga-bench-{uuid.uuid4().hex}"),
                 "auto.offset.reset": "latest",
                 "enable.auto.commit": False,
             }

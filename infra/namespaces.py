@@ -32,7 +32,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import components as infra
 
+# Imported now, not in remove(): a benchmark removes its namespace from an atexit hook, when imports that start
+# threads (etcd3gw's) are refused.
+import etcd3gw
+import redis
+from confluent_kafka.admin import AdminClient
+
 from common import namespace
+from common.kafka import delete_namespace_topics, ensure_topics
+from common.topics import all_topics
 
 RECORD = "namespace.json"
 
@@ -105,9 +113,6 @@ def kill_processes(ns: str, *, timeout: float = 10.0) -> int:
 
 def create(prefix: str = "t", *, owner_pid: int | None = None, partitions: int | None = None) -> Namespace:
     """A new namespace with its databases, topics and gateway; owned by owner_pid (default: this process)."""
-    from common.kafka import ensure_topics
-    from common.topics import all_topics
-
     sweep()
     name = namespace.validate(f"{prefix}{secrets.token_hex(3)}")
     ns = Namespace(name, owner_pid or os.getpid(), _free_port())
@@ -127,12 +132,6 @@ def create(prefix: str = "t", *, owner_pid: int | None = None, partitions: int |
 
 def remove(name: str) -> None:
     """Stop what runs in the namespace and delete everything it has. Never the real platform's."""
-    import etcd3gw
-    import redis
-    from confluent_kafka.admin import AdminClient
-
-    from common.kafka import delete_namespace_topics
-
     if not namespace.validate(name):
         raise ValueError("the real platform (empty namespace) is never removed")
     home = infra.namespace_dir(name)

@@ -37,7 +37,7 @@ def read_topic(bootstrap: str, topic: str, *, expected: int, timeout: float = 30
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
-            "group.id": f"test-reader-{uuid.uuid4().hex}",
+            "group.id": namespace.group(f"test-reader-{uuid.uuid4().hex}"),
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
         }
@@ -63,7 +63,11 @@ def read_topic(bootstrap: str, topic: str, *, expected: int, timeout: float = 30
 
 def _reader(bootstrap: str) -> Consumer:
     return Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": f"test-reader-{uuid.uuid4().hex}", "enable.auto.commit": False}
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": namespace.group(f"test-reader-{uuid.uuid4().hex}"),
+            "enable.auto.commit": False,
+        }
     )
 
 

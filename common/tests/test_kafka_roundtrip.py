@@ -21,7 +21,7 @@ def test_a_message_produced_to_the_broker_is_consumed_back(kafka_bootstrap, kafk
     consumer = Consumer(
         {
             "bootstrap.servers": kafka_bootstrap,
-            "group.id": f"roundtrip-{uuid.uuid4().hex}",
+            "group.id": namespace.group(f"roundtrip-{uuid.uuid4().hex}"),
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
         }

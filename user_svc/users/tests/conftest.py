@@ -14,8 +14,10 @@ from users.tests.factories import PASSWORD
 def _fast_hashing_and_own_cache_namespace(settings):
     # MD5 keeps the suite fast on a shared 2-core machine; hashing itself is Django's concern.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    # Redis is shared by every run and engineer: a prefix per test keeps throttle counters apart.
-    settings.CACHES = {"default": {**settings.CACHES["default"], "KEY_PREFIX": f"user_svc-test-{uuid.uuid4().hex}"}}
+    # Redis is shared by every run and engineer: a prefix per test keeps throttle counters apart (under the run
+    # namespace's own prefix, so its removal deletes them).
+    cache = settings.CACHES["default"]
+    settings.CACHES = {"default": {**cache, "KEY_PREFIX": f"{cache['KEY_PREFIX']}-test-{uuid.uuid4().hex}"}}
 
 
 @pytest.fixture
