@@ -240,3 +240,40 @@ def test_sigterm_stops_the_e2e_harness_and_every_process_it_started(tmp_path):
         started=19,
         what="the e2e harness",
     )
+
+
+def test_the_next_run_sweeps_what_a_killed_run_left():
+    from confluent_kafka.admin import AdminClient
+
+    owner = subprocess.Popen(["sleep", "300"])
+    ns = namespaces.create("dead", owner_pid=owner.pid)
+    left = subprocess.Popen(["sleep", "300"], env={**os.environ, namespace.ENV: ns.name}, start_new_session=True)
+    client = redis.Redis(host="127.0.0.1", port=infra.REDIS_PORT)
+    client.set(f"{namespace.redis_prefix(ns.name)}celery-task-meta-x", b"1")
+    admin = AdminClient({"bootstrap.servers": KAFKA})
+
+    def leftovers() -> dict[str, object]:
+        return {
+            "topics": [t for t in admin.list_topics(timeout=10).topics if t.startswith(f"{ns.name}.")],
+            "databases": _query(
+                "order_svc", "", "SELECT datname FROM pg_database WHERE datname LIKE %s", [f"%{ns.name}"]
+            ),
+            "keys": list(client.scan_iter(match=f"{namespace.redis_prefix(ns.name)}*")),
+            "processes": namespaces.processes(ns.name),
+            "record": (infra.RUN / "ns" / ns.name).exists(),
+        }
+
+    try:
+        assert ns.name not in namespaces.sweep()  # its owner is alive: not touched
+        assert all(leftovers().values())
+        owner.kill()
+        owner.wait()  # the run is killed with SIGKILL: nothing of it cleaned up
+
+        assert ns.name in namespaces.sweep()
+        assert not any(leftovers().values()), leftovers()
+        assert left.wait(5) is not None
+    finally:
+        for proc in (owner, left):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
