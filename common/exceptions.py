@@ -10,7 +10,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import InterfaceError, OperationalError
-from django.http import Http404
+from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
 from rest_framework.response import Response
@@ -86,3 +86,43 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         code = exc.get_codes() if isinstance(exc, drf_exceptions.APIException) else "error"
         response.data = error_body(code if isinstance(code, str) else "error", _first_message(response.data))
     return response
+
+
+# --- Django's own error views, in the same shape (a service never answers an HTML error page) -------------------
+# Every service's urls.py names these (handler400/403/404/500); they answer what DRF's handler does not see:
+# unknown paths, errors raised before a view (middleware), and bugs (the traceback goes to the log only).
+
+
+def _json_error(status_code: int, code: str, message: str) -> JsonResponse:
+    return JsonResponse(error_body(code, message), status=status_code)
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return _json_error(400, "bad_request", "The request could not be understood.")
+
+
+def permission_denied(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return _json_error(403, "permission_denied", "You do not have permission to perform this action.")
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return _json_error(404, "not_found", f"no route for {request.path}")
+
+
+def server_error(request: HttpRequest) -> JsonResponse:
+    return _json_error(500, "server_error", "The service failed to answer; the error is logged with the request id.")
+
+
+def parse_count(raw: str | None, name: str, *, minimum: int = 0, maximum: int) -> int | None:
+    """A non-negative integer query parameter in [minimum, maximum]; None when absent or empty.
+
+    ASCII digits only: a superscript two or an Arabic-Indic digit is a digit to str.isdigit (and some to int()),
+    not to a client.
+    """
+    if raw is None or raw == "":
+        return None
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 20 or not minimum <= int(raw) <= maximum:
+        raise ApplicationError(
+            f"{name} must be an integer from {minimum} to {maximum}", code="invalid", details={"parameter": name}
+        )
+    return int(raw)

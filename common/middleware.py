@@ -1,4 +1,5 @@
-"""Request id: taken from X-Request-ID (the gateway stamps one) or made here, echoed back, and logged."""
+"""Request id (taken from X-Request-ID, which the gateway stamps, or made here; echoed back and logged), and NUL
+rejection."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import uuid
 from collections.abc import Callable
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from common.correlation import caused_by
+from common.exceptions import error_body
 
 _VALID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -31,3 +33,32 @@ class RequestIdMiddleware:
         # Which instance answered: the gateway balances over several, and operators and tests want to know.
         response["X-Served-By"] = f"{settings.SERVICE_NAME}@{request.get_host().split(':')[0]}:{request.get_port()}"
         return response
+
+
+class RejectNulMiddleware:
+    """A NUL character anywhere in the path, the query string or a JSON or form body: 400 before any view runs.
+
+    PostgreSQL text cannot hold NUL, so such a value would reach the database driver and fail there as a 500;
+    no client has a reason to send one.
+    """
+
+    _BODY_TYPES = ("application/json", "application/x-www-form-urlencoded", "text/")
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if self._has_nul(request):
+            return JsonResponse(
+                error_body("invalid", "The request contains a NUL character, which no field accepts."), status=400
+            )
+        return self.get_response(request)
+
+    def _has_nul(self, request: HttpRequest) -> bool:
+        if "\x00" in request.path or any("\x00" in part for k, vs in request.GET.lists() for part in (k, *vs)):
+            return True
+        content_type = request.content_type or ""
+        if request.method in ("GET", "HEAD", "OPTIONS") or not content_type.startswith(self._BODY_TYPES):
+            return False
+        body = request.body
+        return b"\x00" in body or (content_type == "application/json" and b"\\u0000" in body.lower())

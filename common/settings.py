@@ -106,6 +106,7 @@ def service_settings(*, name: str, base_dir: Path, apps: list[str]) -> dict[str,
         ],
         "MIDDLEWARE": [
             "common.middleware.RequestIdMiddleware",
+            "common.middleware.RejectNulMiddleware",
             "django.middleware.security.SecurityMiddleware",
             "whitenoise.middleware.WhiteNoiseMiddleware",
             "django.contrib.sessions.middleware.SessionMiddleware",

@@ -8,6 +8,13 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from common import health
 
+# Django's error views, JSON in the platform's shape: every service's urls.py imports these names, which is
+# where Django looks for them (a service never answers an HTML error page).
+handler400 = "common.exceptions.bad_request"
+handler403 = "common.exceptions.permission_denied"
+handler404 = "common.exceptions.not_found"
+handler500 = "common.exceptions.server_error"
+
 
 def platform_urlpatterns() -> list[URLPattern | URLResolver]:
     return [

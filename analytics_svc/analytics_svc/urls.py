@@ -3,7 +3,7 @@
 from candles.views import chart
 from django.urls import include, path
 
-from common.urls import platform_urlpatterns
+from common.urls import handler400, handler403, handler404, handler500, platform_urlpatterns  # noqa: F401
 
 urlpatterns = [
     *platform_urlpatterns(),

@@ -37,9 +37,15 @@ INTERVALS: dict[str, Interval] = {
 ROLLUPS = [i for i in INTERVALS.values() if i.child is not None]
 
 
+# The last millisecond a datetime holds (9999-12-31T23:59:59.999Z). Clients send times as 64-bit longs, far
+# beyond it ("until forever"); a bound past it means the same as the bound itself.
+MAX_MS = (datetime.max.replace(tzinfo=UTC) - EPOCH) // timedelta(milliseconds=1)
+
+
 def ms_to_datetime(ms: int) -> datetime:
+    """A time in ms since the epoch, clamped to what a datetime holds (a long past year 9999 is year 9999)."""
     # timedelta arithmetic is exact; datetime.fromtimestamp(ms / 1000) goes through a float.
-    return EPOCH + timedelta(milliseconds=ms)
+    return EPOCH + timedelta(milliseconds=max(0, min(ms, MAX_MS)))
 
 
 def datetime_to_ms(value: datetime) -> int:

@@ -73,3 +73,36 @@ def test_admin_is_for_staff_only(live_server):
     assert login.status == 200
     # urllib follows the redirect to the login page: an anonymous visitor never sees the index.
     assert index.status == 200 and 'name="password"' in index.text
+
+
+def test_an_unknown_path_is_a_json_404_in_the_error_shape(live_server):
+    result = http("GET", f"{live_server.url}/no/such/path")
+
+    assert result.status == 404
+    assert result.headers["Content-Type"].startswith("application/json")
+    assert result.json() == {"code": "not_found", "message": "no route for /no/such/path", "details": {}}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/healthz?side=%00", None),  # a query value (GET /api/orders/?side=%00 once answered 500)
+        ("GET", "/healthz?%00=1", None),  # a query name
+        ("POST", "/api/", {"name": "a\u0000b"}),  # a JSON string: \u0000 in the body
+    ],
+)
+def test_a_nul_character_anywhere_is_a_json_400_before_any_view(live_server, method, path, body):
+    result = http(method, f"{live_server.url}{path}", json_body=body)
+
+    assert result.status == 400, result.text
+    assert result.json()["code"] == "invalid"
+    assert "NUL" in result.json()["message"]
+
+
+def test_django_error_views_are_the_json_ones():
+    from django.urls import get_resolver
+
+    resolver = get_resolver()
+    for status in (400, 403, 404, 500):
+        view = resolver.resolve_error_handler(status)
+        assert view.__module__ == "common.exceptions", (status, view)

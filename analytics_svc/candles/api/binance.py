@@ -76,13 +76,16 @@ def parse_interval(raw: str | None) -> str:
     return raw
 
 
-def parse_int(raw: str | None, name: str, *, minimum: int = 0, maximum: int | None = None) -> int | None:
+LONG_MAX = 2**63 - 1  # Binance's integer parameters are Java longs
+
+
+def parse_int(raw: str | None, name: str, *, minimum: int = 0, maximum: int | None = LONG_MAX) -> int | None:
     if raw is None or raw == "":
         return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BinanceError(INVALID_PARAMETER, f"Data sent for parameter '{name}' is not valid.") from None
+    # ASCII digits only: int() also takes " 12", "1_2" and other scripts' digits, no client means those.
+    if not (raw.isascii() and raw.lstrip("-").isdigit()) or len(raw) > 20:
+        raise BinanceError(INVALID_PARAMETER, f"Data sent for parameter '{name}' is not valid.")
+    value = int(raw)
     if value < minimum or (maximum is not None and value > maximum):
         bounds = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
         raise BinanceError(INVALID_PARAMETER, f"Data sent for parameter '{name}' is not valid: must be {bounds}.")

@@ -29,6 +29,11 @@ def market():
         ("symbol=BTCUSDT&interval=1m&limit=0", -1130, "Data sent for parameter 'limit' is not valid"),
         (f"symbol=BTCUSDT&interval=1m&startTime={T0 + 1}&endTime={T0}", -1023, "Start time is greater than end time."),
         ("symbol=BTCUSDT&interval=1m&startTime=yesterday", -1130, "Data sent for parameter 'startTime' is not valid"),
+        # int() takes these; no client means them
+        ("symbol=BTCUSDT&interval=1m&startTime=%20123", -1130, "Data sent for parameter 'startTime' is not valid"),
+        ("symbol=BTCUSDT&interval=1m&startTime=1_000", -1130, "Data sent for parameter 'startTime' is not valid"),
+        ("symbol=BTCUSDT&interval=1m&endTime=%D9%A1", -1130, "Data sent for parameter 'endTime' is not valid"),
+        ("symbol=BTCUSDT&interval=1m&endTime=99999999999999999999", -1130, "Data sent for parameter 'endTime'"),
         ("interval=1m", -1102, "Mandatory parameter 'symbol'"),
         ("symbol=BTCUSDT", -1102, "Mandatory parameter 'interval'"),
         ("symbol=btc%20usdt&interval=1m", -1100, "Illegal characters found in parameter 'symbol'"),
@@ -71,6 +76,22 @@ def test_klines_between_start_and_end_time_include_both_ends(live_server, market
 
     assert [r[0] for r in rows] == [start, start + 60_000, end]
     assert [r[1] for r in rows] == ["102.00000000", "103.00000000", "104.00000000"]
+
+
+@pytest.mark.parametrize(
+    ("bounds", "expected"),
+    [
+        # Past what a datetime holds (year 9999): these once overflowed into a 500.
+        ("startTime=253402300800000", []),
+        (f"startTime={T0 + 8 * 60_000}&endTime=100000000000000000", [T0 + 8 * 60_000, T0 + 9 * 60_000]),
+        (f"startTime={T0 + 9 * 60_000}&endTime=9223372036854775807", [T0 + 9 * 60_000]),
+    ],
+)
+def test_times_past_year_9999_mean_until_the_end_of_time(live_server, market, bounds, expected):
+    result = http("GET", f"{live_server.url}/api/v3/klines?symbol=BTCUSDT&interval=1m&{bounds}")
+
+    assert result.status == 200, result.text
+    assert [r[0] for r in result.json()] == expected
 
 
 def test_klines_of_a_rollup_interval(live_server, market):

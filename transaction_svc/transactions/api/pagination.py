@@ -18,7 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
-from common.exceptions import ApplicationError
+from common.exceptions import ApplicationError, parse_count
 
 
 @dataclass(frozen=True)
@@ -74,11 +74,8 @@ class KeysetPagination(BasePagination):
 
     def _page_size(self, request: Request) -> int:
         raw = request.query_params.get(self.page_size_query_param)
-        if raw is None:
-            return self.page_size
-        if not raw.isdigit() or not 1 <= int(raw) <= self.max_page_size:
-            raise ApplicationError(f"page_size must be an integer from 1 to {self.max_page_size}", code="invalid")
-        return int(raw)
+        size = parse_count(raw, self.page_size_query_param, minimum=1, maximum=self.max_page_size)
+        return self.page_size if size is None else size
 
     def _link(self, position: Position | None) -> str | None:
         if position is None:

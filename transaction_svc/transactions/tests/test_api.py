@@ -123,6 +123,9 @@ def test_the_list_filters_by_symbol_side_and_time_range():
         ({"start": "yesterday"}, "invalid", None),
         ({"cursor": "not-a-cursor"}, "invalid_cursor", "the cursor is not valid"),
         ({"page_size": "0"}, "invalid", "page_size must be an integer from 1 to 500"),
+        # A digit to str.isdigit, not to int(): it once reached int() and answered 500.
+        ({"page_size": "\u00b2"}, "invalid", "page_size must be an integer from 1 to 500"),
+        ({"page_size": "\u0661"}, "invalid", "page_size must be an integer from 1 to 500"),
     ],
 )
 def test_bad_query_parameters_answer_400_with_the_error_shape(params, code, message):
