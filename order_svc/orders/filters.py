@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from decimal import ROUND_DOWN, Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation, localcontext
 from typing import Any
 
 from common.exceptions import ApplicationError
@@ -12,6 +12,8 @@ from orders.models import OrderType, Side, Symbol, TimeInForce
 # Binance's own regular expression for decimal parameters: no sign, no exponent, at most 20+20 digits.
 DECIMAL_PATTERN = r"^([0-9]{1,20})(\.[0-9]{1,20})?$"
 _DECIMAL_RE = re.compile(DECIMAL_PATTERN)
+# Digits enough for exact arithmetic on NUMERIC(32, 8) amounts and their grids; the default 28 would round them.
+_EXACT = Context(prec=64)
 
 ILLEGAL_CHARS = "-1100"
 MANDATORY_PARAM = "-1102"
@@ -139,6 +141,12 @@ def _not_required(name: str) -> ApplicationError:
 
 
 def floor_to_step(symbol: Symbol, qty: Decimal) -> Decimal:
-    """The largest quantity on the symbol's LOT_SIZE grid not above `qty`."""
-    steps = ((qty - symbol.min_qty) / symbol.step_size).to_integral_value(rounding=ROUND_DOWN)
-    return symbol.min_qty + steps * symbol.step_size if steps >= 0 else Decimal(0)
+    """The largest quantity on the symbol's LOT_SIZE grid (min_qty + k * step_size) not above `qty`; 0 below min_qty.
+
+    Never above `qty`: below the minimum is an explicit 0 (truncating a fraction of a step below it gives -0,
+    which is >= 0), and the remainder, unlike a quotient rounded to the context's digits, is exact.
+    """
+    if qty < symbol.min_qty:
+        return Decimal(0)
+    with localcontext(_EXACT):
+        return qty - (qty - symbol.min_qty) % symbol.step_size

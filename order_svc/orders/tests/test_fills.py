@@ -7,13 +7,14 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 
 from common.consumers.base import ConsumerRunner
 from common.consumers.models import DeadLetter
 from common.events import Envelope
 from common.testing.kafka import produce
-from orders.handlers import fill_engine_spec
+from orders.handlers import fill_engine_spec, handle_trades
 from orders.models import Fill, LastTrade, Order
 from orders.services import orders_expire_unfilled_immediate
 from orders.tests.conftest import published
@@ -114,6 +115,49 @@ def test_orders_crossed_by_one_trade_share_its_quantity_in_acceptance_order():
 
 @pytest.mark.django_db
 @pytest.mark.usefixtures("symbols")
+def test_a_trade_below_the_minimum_lot_fills_nothing_and_the_next_trade_fills_the_order():
+    order = open_order(quantity=Decimal("0.01"), price=Decimal("30000.00"))  # BTCUSDT: min qty and step 0.00001
+    tiny, normal = (
+        Envelope.new("trade", source="feed", subject="BTCUSDT", data=trade_data(price="29000.00", qty=q, trade_id=i))
+        for q, i in (("0.000004", 20), ("0.01", 21))
+    )
+
+    with transaction.atomic():  # as the consumer runner holds a batch
+        handle_trades([tiny])
+
+    order.refresh_from_db()
+    assert (order.status, order.executed_qty) == ("NEW", Decimal("0"))
+    assert not order.fills.exists()
+    assert published("order.filled") == []
+    assert LastTrade.objects.get(symbol="BTCUSDT").trade_id == 20  # applied: it filled nothing, and never will
+
+    with transaction.atomic():
+        handle_trades([normal])
+
+    order.refresh_from_db()
+    assert (order.status, order.executed_qty) == ("FILLED", Decimal("0.01"))
+    assert list(order.fills.values_list("trade_id", "qty")) == [(21, Decimal("0.01"))]
+    assert [(e["trade_id"], e["qty"], e["status"]) for e in published("order.filled")] == [(21, "0.01000000", "FILLED")]
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("symbols")
+def test_orders_crossed_by_one_trade_never_share_more_than_its_quantity():
+    first = open_order(quantity=Decimal("0.01"))
+    second = open_order(quantity=Decimal("0.01"))
+
+    # one lot and half a lot: the first takes the lot, the half left is no lot for the second
+    assert apply(trade(price="29000.00", qty="0.000015")) == 1
+
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.status, first.executed_qty) == ("PARTIALLY_FILLED", Decimal("0.00001"))
+    assert (second.status, second.executed_qty) == ("NEW", Decimal("0"))
+    assert Fill.objects.count() == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("symbols")
 def test_a_market_buy_fills_completely_at_the_next_trade_price_as_taker(settings):
     settings.ORDER_TAKER_FEE_RATE = Decimal("0.002")
     apply(trade(price="20000.00", qty="1"))
@@ -144,6 +188,18 @@ def test_a_market_buy_by_quote_amount_buys_what_it_affords_rounded_down_to_the_s
     assert order.status == "FILLED"
     assert order.quantity == Decimal("0.00333") and order.executed_qty == Decimal("0.00333")
     assert order.cumulative_quote_qty == Decimal("99.90")  # never more than the 100 reserved
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("symbols")
+def test_a_market_buy_by_quote_amount_that_buys_less_than_one_lot_expires_without_a_fill():
+    order = open_order(type_="MARKET", quantity=None, quote_order_qty=Decimal("5"))
+
+    apply(trade(price="600000.00", qty="1"))  # 5 USDT buys 0.0000083 BTC: below the 0.00001 lot
+
+    order.refresh_from_db()
+    assert (order.status, order.reason) == ("EXPIRED", "quote_order_qty buys less than one lot at this price")
+    assert not order.fills.exists() and published("order.filled") == []
 
 
 @pytest.mark.django_db
