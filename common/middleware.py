@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from common.correlation import caused_by
 from common.exceptions import error_body
+from common.schema import BINANCE_PREFIX
 
 _VALID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -49,6 +50,8 @@ class RejectNulMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if self._has_nul(request):
+            if request.path.startswith(BINANCE_PREFIX):  # Binance's shape there: -1100 ILLEGAL_CHARS
+                return JsonResponse({"code": -1100, "msg": "Illegal characters found in a parameter."}, status=400)
             return JsonResponse(
                 error_body("invalid", "The request contains a NUL character, which no field accepts."), status=400
             )

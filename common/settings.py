@@ -189,6 +189,11 @@ def service_settings(*, name: str, base_dir: Path, apps: list[str]) -> dict[str,
             "SWAGGER_UI_DIST": "SIDECAR",
             "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
             "REDOC_DIST": "SIDECAR",
+            # Every operation's error answers (4XX in the platform's or Binance's shape, 503), documented once.
+            "POSTPROCESSING_HOOKS": [
+                "drf_spectacular.hooks.postprocess_schema_enums",
+                "common.schema.error_responses",
+            ],
         },
         # Tokens are issued by user_svc (RS256) and verified by every service with the public key alone.
         "JWT_PUBLIC_KEY": read_pem_key("JWT_PUBLIC_KEY", base_dir, "public.pem" if local else None),

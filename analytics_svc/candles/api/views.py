@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -10,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from candles import selectors
-from candles.api import binance
+from candles.api import binance, schemas
 from candles.api.serializers import CandleQuerySerializer, CandleSerializer
 from candles.intervals import datetime_to_ms
 from common.api import ApiRootView
@@ -47,7 +46,7 @@ class KlinesView(BinanceView):
             OpenApiParameter("endTime", int, description="open time at or before, ms since the epoch"),
             OpenApiParameter("limit", int, description="default 500, max 1000"),
         ],
-        responses=OpenApiTypes.OBJECT,
+        responses={200: schemas.KLINES},
     )
     def get(self, request: Request) -> Response:
         params = request.query_params
@@ -67,7 +66,7 @@ class TickerPriceView(BinanceView):
     @extend_schema(
         summary="Latest price, as Binance's GET /api/v3/ticker/price",
         parameters=[OpenApiParameter("symbol", str, description="omit for every symbol")],
-        responses=OpenApiTypes.OBJECT,
+        responses={200: schemas.PRICES},
     )
     def get(self, request: Request) -> Response:
         raw = request.query_params.get("symbol")

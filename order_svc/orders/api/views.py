@@ -7,7 +7,6 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.utils import timezone
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ParseError
@@ -18,8 +17,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common.exceptions import parse_count
 from orders import selectors
+from orders.api import schemas
 from orders.api.serializers import OrderPlaceSerializer, order_output, symbol_output
+from orders.models import OrderStatus, Side
 from orders.services import order_cancel, order_place
 
 
@@ -40,12 +42,18 @@ class OrderCursorPagination(CursorPagination):
     page_size_query_param = "limit"
     max_page_size = 500
 
+    def get_page_size(self, request: Request) -> int:
+        """A limit that is not a count from 1 to 500 is a 400 (DRF would silently use the default)."""
+        raw = request.query_params.get(self.page_size_query_param)
+        size = parse_count(raw, self.page_size_query_param, minimum=1, maximum=self.max_page_size)
+        return self.page_size if size is None else size
+
 
 class ExchangeInfoView(APIView):
     permission_classes = [AllowAny]
     authentication_classes = []
 
-    @extend_schema(responses=OpenApiTypes.OBJECT, summary="Symbols and their filters (Binance's exchangeInfo)")
+    @extend_schema(responses={200: schemas.EXCHANGE_INFO}, summary="Symbols and their filters (Binance's exchangeInfo)")
     def get(self, request: Request) -> Response:
         return Response(
             {
@@ -60,8 +68,8 @@ class OrderListCreateView(APIView):
     parser_classes = [DecimalJSONParser, FormParser, MultiPartParser]
 
     @extend_schema(
-        request=OrderPlaceSerializer,
-        responses={201: OpenApiTypes.OBJECT, 200: OpenApiTypes.OBJECT},
+        request={"application/json": schemas.ORDER_REQUEST},
+        responses={201: schemas.ORDER, 200: schemas.ORDER},
         summary="Place an order (the same client_order_id returns the existing order with 200)",
     )
     def post(self, request: Request) -> Response:
@@ -76,12 +84,12 @@ class OrderListCreateView(APIView):
     @extend_schema(
         parameters=[
             OpenApiParameter("symbol", str),
-            OpenApiParameter("status", str),
-            OpenApiParameter("side", str),
-            OpenApiParameter("limit", int),
+            OpenApiParameter("status", str, enum=OrderStatus.values),
+            OpenApiParameter("side", str, enum=Side.values),
+            OpenApiParameter("limit", int, description="page size, 1 to 500 (default 50)"),
             OpenApiParameter("cursor", str),
         ],
-        responses=OpenApiTypes.OBJECT,
+        responses={200: schemas.ORDER_PAGE},
         summary="My orders, newest first (cursor pagination)",
     )
     def get(self, request: Request) -> Response:
@@ -98,11 +106,11 @@ class OrderListCreateAliasView(OrderListCreateView):
 
 
 class OrderDetailView(APIView):
-    @extend_schema(responses=OpenApiTypes.OBJECT, summary="One of my orders", operation_id="orders_get")
+    @extend_schema(responses={200: schemas.ORDER}, summary="One of my orders", operation_id="orders_get")
     def get(self, request: Request, order_id: str) -> Response:
         return Response(order_output(selectors.order_get(order_id=order_id, user_id=request.user.id)))
 
-    @extend_schema(responses=OpenApiTypes.OBJECT, summary="Cancel one of my open orders", operation_id="orders_cancel")
+    @extend_schema(responses={200: schemas.ORDER}, summary="Cancel one of my open orders", operation_id="orders_cancel")
     def delete(self, request: Request, order_id: str) -> Response:
         order = order_cancel(order_id=order_id, user_id=request.user.id)
         return Response(order_output(selectors.order_get(order_id=order.id)))

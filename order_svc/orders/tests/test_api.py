@@ -247,6 +247,14 @@ def test_the_list_filters_by_symbol_status_and_side_and_pages_with_a_cursor(api,
     assert len(set(seen)) == 5 and seen[0] == str(accepted.id)
 
 
+@pytest.mark.parametrize("limit", ["true", "0", "501", "\u00b2", "2.5"])
+def test_a_limit_that_is_not_a_page_size_is_a_400_not_the_default(api, limit):
+    response = api.get("/api/orders/", {"limit": limit})
+
+    assert response.status_code == 400, response.content
+    assert response.json()["details"] == {"parameter": "limit"}
+
+
 def test_an_anonymous_caller_gets_401(client):
     assert client.get("/api/orders/").status_code == 401
     assert client.post("/api/orders", LIMIT_BUY).status_code == 401

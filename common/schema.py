@@ -1,0 +1,53 @@
+"""OpenAPI schema additions every service shares: the error answers every operation can give, documented once.
+
+A view documents its success answers; what any request can get besides (a 4xx in the platform's error shape,
+or in Binance's for the /api/v3 endpoints, and a 503 when the database is away) is added here by a
+drf-spectacular postprocessing hook, so a client generator or a fuzzer reads every answer the service gives.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+ERROR = {
+    "type": "object",
+    "description": "The platform's error shape",
+    "properties": {
+        "code": {"type": "string", "description": "machine-readable error code"},
+        "message": {"type": "string"},
+        "details": {"type": "object", "additionalProperties": True},
+    },
+    "required": ["code", "message", "details"],
+}
+BINANCE_ERROR = {
+    "type": "object",
+    "description": "Binance's error shape",
+    "properties": {"code": {"type": "integer"}, "msg": {"type": "string"}},
+    "required": ["code", "msg"],
+}
+BINANCE_PREFIX = "/api/v3/"
+_METHODS = ("get", "put", "post", "delete", "patch", "options", "head")
+
+
+def _answer(name: str, description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}},
+    }
+
+
+def error_responses(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """POSTPROCESSING_HOOKS entry: every operation may answer 4XX (the client's error) and 503 (retry)."""
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    schemas.setdefault("Error", ERROR)
+    schemas.setdefault("BinanceError", BINANCE_ERROR)
+    for path, item in result.get("paths", {}).items():
+        name = "BinanceError" if path.startswith(BINANCE_PREFIX) else "Error"
+        for method in _METHODS:
+            operation = item.get(method)
+            if operation is None:
+                continue
+            responses = operation.setdefault("responses", {})
+            responses.setdefault("4XX", _answer(name, "The request was refused; the body says why."))
+            responses.setdefault("503", _answer(name, "A dependency (the database) is unavailable; retry."))
+    return result

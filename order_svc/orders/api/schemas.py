@@ -1,0 +1,126 @@
+"""The OpenAPI shapes of the orders API's Binance-style answers (order_output, symbol_output), as raw schemas."""
+
+from __future__ import annotations
+
+from orders.models import OrderStatus, OrderType, Side, TimeInForce
+
+DECIMAL = {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?$", "description": "a decimal number as a string"}
+MS = {"type": "integer", "description": "ms since the epoch"}
+
+FILL = {
+    "type": "object",
+    "properties": {
+        "price": DECIMAL,
+        "qty": DECIMAL,
+        "commission": DECIMAL,
+        "commissionAsset": {"type": "string"},
+        "tradeId": {"type": "integer"},
+        "isMaker": {"type": "boolean"},
+        "time": MS,
+    },
+    "required": ["price", "qty", "commission", "commissionAsset", "tradeId", "isMaker", "time"],
+}
+ORDER = {
+    "type": "object",
+    "properties": {
+        "symbol": {"type": "string"},
+        "orderId": {"type": "string", "format": "uuid"},
+        "clientOrderId": {"type": "string"},
+        "transactTime": MS,
+        "updateTime": MS,
+        "price": DECIMAL,
+        "origQty": DECIMAL,
+        "executedQty": DECIMAL,
+        "cummulativeQuoteQty": DECIMAL,
+        "origQuoteOrderQty": DECIMAL,
+        "status": {"type": "string", "enum": OrderStatus.values},
+        "timeInForce": {"type": "string", "enum": TimeInForce.values},
+        "type": {"type": "string", "enum": OrderType.values},
+        "side": {"type": "string", "enum": Side.values},
+        "reason": {"type": "string", "nullable": True, "description": "why an order ended without filling"},
+        "fills": {"type": "array", "items": FILL},
+    },
+    "required": [
+        "symbol", "orderId", "clientOrderId", "transactTime", "updateTime", "price", "origQty", "executedQty",
+        "cummulativeQuoteQty", "origQuoteOrderQty", "status", "timeInForce", "type", "side", "reason", "fills",
+    ],
+}  # fmt: skip
+ORDER_PAGE = {
+    "type": "object",
+    "properties": {
+        "next": {"type": "string", "format": "uri", "nullable": True},
+        "previous": {"type": "string", "format": "uri", "nullable": True},
+        "results": {"type": "array", "items": ORDER},
+    },
+    "required": ["next", "previous", "results"],
+}
+SYMBOL = {
+    "type": "object",
+    "properties": {
+        "symbol": {"type": "string"},
+        "status": {"type": "string", "enum": ["TRADING", "BREAK"]},
+        "baseAsset": {"type": "string"},
+        "quoteAsset": {"type": "string"},
+        "orderTypes": {"type": "array", "items": {"type": "string"}},
+        "timeInForce": {"type": "array", "items": {"type": "string"}},
+        "quoteOrderQtyMarketAllowed": {"type": "boolean"},
+        "filters": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"filterType": {"type": "string", "enum": ["PRICE_FILTER", "LOT_SIZE", "MIN_NOTIONAL"]}},
+                "required": ["filterType"],
+                "additionalProperties": True,
+            },
+        },
+    },
+    "required": ["symbol", "status", "baseAsset", "quoteAsset", "orderTypes", "filters"],
+}
+EXCHANGE_INFO = {
+    "type": "object",
+    "properties": {
+        "timezone": {"type": "string"},
+        "serverTime": MS,
+        "symbols": {"type": "array", "items": SYMBOL},
+    },
+    "required": ["timezone", "serverTime", "symbols"],
+}
+QUANTITY = {"type": "string", "pattern": r"^[0-9]{1,4}(\.[0-9]{1,8})?$", "description": "a decimal number as a string"}
+ORDER_REQUEST = {
+    "type": "object",
+    "properties": {
+        # The symbols listed now: filled in when the schema is generated (symbol_enum below).
+        "symbol": {"type": "string", "pattern": r"^[A-Za-z0-9]{2,32}$"},
+        "side": {"type": "string", "enum": Side.values},
+        "type": {"type": "string", "enum": OrderType.values},
+        "timeInForce": {"type": "string", "enum": TimeInForce.values, "description": "LIMIT orders only"},
+        "quantity": QUANTITY,
+        "price": {**QUANTITY, "description": "LIMIT orders only"},
+        "quoteOrderQty": {**QUANTITY, "description": "MARKET orders: the quote amount to spend or receive"},
+        "newClientOrderId": {"type": "string", "pattern": r"^[A-Za-z0-9._:-]{1,36}$"},
+    },
+    "required": ["symbol", "side", "type"],
+    "description": "Binance's names; our snake_case ones (time_in_force, quote_order_qty, client_order_id) work too",
+}
+
+
+def symbol_enum(result: dict, generator, request, public: bool) -> dict:
+    """POSTPROCESSING_HOOKS entry: the order request's and the list filter's `symbol` take the listed symbols."""
+    from orders import selectors
+
+    listed = [s.symbol for s in selectors.symbol_list()]
+    if not listed:
+        return result
+    for item in result.get("paths", {}).values():
+        for operation in item.values():
+            if not isinstance(operation, dict):
+                continue
+            for parameter in operation.get("parameters", []):
+                if parameter.get("name") == "symbol":
+                    parameter["schema"] = {"type": "string", "enum": listed}
+            for content in operation.get("requestBody", {}).get("content", {}).values():
+                symbol = content.get("schema", {}).get("properties", {}).get("symbol")
+                if symbol is not None:
+                    symbol.pop("pattern", None)
+                    symbol["enum"] = listed
+    return result
