@@ -224,9 +224,12 @@ def service_settings(*, name: str, base_dir: Path, apps: list[str]) -> dict[str,
             },
             "outbox-sweep": {"task": "common.outbox.tasks.sweep_outbox", "schedule": 1.0},
             "outbox-purge": {"task": "common.outbox.tasks.purge_outbox", "schedule": 3600.0},
+            "inbox-purge": {"task": "common.consumers.tasks.purge_inbox", "schedule": 3600.0},
         },
         "OUTBOX_DELIVERY_TIMEOUT_S": env.float("OUTBOX_DELIVERY_TIMEOUT_S", default=30.0),
         "OUTBOX_RETENTION_HOURS": env.float("OUTBOX_RETENTION_HOURS", default=24.0),
+        # Inbox rows (dedup marks) outlive every redelivery Kafka can still make: its default log retention, 7 days.
+        "INBOX_RETENTION_HOURS": env.float("INBOX_RETENTION_HOURS", default=168.0),
         "OUTBOX_RELAY_LOOP_S": env.float("OUTBOX_RELAY_LOOP_S", default=300.0),
         "LOGGING": {
             "version": 1,

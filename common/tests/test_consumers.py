@@ -189,3 +189,27 @@ def test_publish_in_the_batch_is_atomic_with_the_inbox(kafka_bootstrap, kafka_to
     with transaction.atomic():
         assert OutboxMessage.objects.exclude(event_type="(raw)").count() == 0  # only the dead letter went out
         assert OutboxMessage.objects.filter(topic=dlq(kafka_topic)).count() == 1
+
+
+def test_inbox_rows_are_purged_after_their_retention_and_the_beat_runs_the_purge(settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from common.consumers.tasks import purge_inbox
+
+    def row(event_id: str) -> InboxMessage:
+        return InboxMessage.objects.create(
+            consumer="purge-test", event_id=event_id, event_type="t", topic="t", partition=0, offset=0
+        )
+
+    old, recent = row("old"), row("recent")
+    InboxMessage.objects.filter(pk=old.pk).update(processed_at=timezone.now() - timedelta(hours=169))
+
+    assert purge_inbox() == 1
+    assert list(InboxMessage.objects.filter(consumer="purge-test").values_list("event_id", flat=True)) == [
+        recent.event_id
+    ]
+    schedule = settings.CELERY_BEAT_SCHEDULE["inbox-purge"]
+    assert schedule["task"] == purge_inbox.name and schedule["schedule"] <= 3600
+    assert settings.INBOX_RETENTION_HOURS == 168.0
