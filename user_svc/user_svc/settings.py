@@ -31,19 +31,43 @@ SIMPLE_JWT = {
     "TOKEN_TYPE_CLAIM": "token_type",
     "ACCESS_TOKEN_LIFETIME": timedelta(seconds=env.int("JWT_ACCESS_TOKEN_LIFETIME_S", default=15 * 60)),
     "REFRESH_TOKEN_LIFETIME": timedelta(seconds=env.int("JWT_REFRESH_TOKEN_LIFETIME_S", default=7 * 24 * 3600)),
-    # users.services rotates and revokes refresh tokens itself (a unique row per used token, so two
-    # concurrent refreshes with one token cannot both succeed); these describe the same policy.
+    # users.services rotates and revokes refresh tokens itself (a unique row per used token, and a token family
+    # per login that a reused token revokes whole); these describe the same policy.
     "ROTATE_REFRESH_TOKENS": True,
     "BLACKLIST_AFTER_ROTATION": True,
     "UPDATE_LAST_LOGIN": False,
 }
 
-# Failed logins counted in the shared Redis cache; the attempt after the limit is refused with 429.
+# Failed password checks counted in the shared Redis cache (users.throttling says how each limit works).
 LOGIN_THROTTLE_WINDOW_S = env.int("LOGIN_THROTTLE_WINDOW_S", default=15 * 60)
+# Per account from one client address: the attempt after this many failures gets 429 (that pair only).
 LOGIN_THROTTLE_ACCOUNT_FAILURES = env.int("LOGIN_THROTTLE_ACCOUNT_FAILURES", default=5)
+# Per account from every address: past this many failures it admits one attempt per delay, never none.
+LOGIN_THROTTLE_ACCOUNT_SLOW_AFTER = env.int("LOGIN_THROTTLE_ACCOUNT_SLOW_AFTER", default=10)
+LOGIN_THROTTLE_ACCOUNT_MAX_DELAY_S = env.int("LOGIN_THROTTLE_ACCOUNT_MAX_DELAY_S", default=60)
+# An address that logged into an account this recently is not slowed down by other addresses' failures.
+LOGIN_THROTTLE_KNOWN_CLIENT_S = 30 * 24 * 3600
 LOGIN_THROTTLE_IP_FAILURES = env.int("LOGIN_THROTTLE_IP_FAILURES", default=20)
 # How many proxies in front of user_svc append to X-Forwarded-For (1 behind the gateway); 0 trusts none.
 LOGIN_THROTTLE_TRUSTED_PROXIES = env.int("LOGIN_THROTTLE_TRUSTED_PROXIES", default=0)
+
+# Account mail (address confirmations, "someone tried to register" notices) goes through Django's mail framework:
+# to files (one per message) under the run folder (a run namespace's own, removed with it) unless EMAIL_URL names
+# a server in django-environ's form, e.g. smtp+tls://user:password@host:587. Sent by the worker after the commit.
+_run_dir = Path(env.str("PLATFORM_RUN_DIR", default=str(BASE_DIR.parent / ".run")))
+if _shared["PLATFORM_NAMESPACE"]:
+    _run_dir = _run_dir / "ns" / _shared["PLATFORM_NAMESPACE"]
+EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", default=str(_run_dir / "mail"))
+if env.str("EMAIL_URL", default=""):
+    globals().update(env.email_url("EMAIL_URL"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Paper Trading <no-reply@paper-trading.invalid>")
+# Where the confirmation mail sends its reader (the token goes in a POST body; the gateway by default).
+EMAIL_CONFIRM_URL = env.str("EMAIL_CONFIRM_URL", default="http://127.0.0.1:8000/api/auth/confirm-email")
+EMAIL_CONFIRMATION_MAX_AGE_S = 3 * 24 * 3600
+# At most this many account mails to one address per window, whoever asks for them.
+ACCOUNT_MAIL_LIMIT = 5
+ACCOUNT_MAIL_WINDOW_S = 3600
 
 CELERY_BEAT_SCHEDULE = {
     **_shared["CELERY_BEAT_SCHEDULE"],

@@ -1,4 +1,5 @@
-"""Operators' views of accounts: find users by email, deactivate them (through the service), read their history."""
+"""Operators' views of accounts: find users by email, deactivate them (through the service), read their history
+and their sessions."""
 
 from __future__ import annotations
 
@@ -6,19 +7,29 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from common.admin import ReadOnlyAdmin
 from users import services
-from users.models import User, UserEvent
+from users.models import TokenFamily, User, UserEvent
 
 
 @admin.register(User)
 class UserAdmin(admin.ModelAdmin):
-    list_display = ["email", "display_name", "is_active", "is_staff", "created_at", "last_login"]
-    list_filter = ["is_active", "is_staff", "is_superuser"]
+    list_display = ["email", "display_name", "is_active", "email_confirmed_at", "is_staff", "created_at", "last_login"]
+    list_filter = ["is_active", "is_staff", "is_superuser", ("email_confirmed_at", admin.EmptyFieldListFilter)]
     search_fields = ["email", "display_name"]
     ordering = ["-created_at"]
     # Profile and state change through the API or the action below, so each change has its event;
     # operators edit only admin privileges here.
-    readonly_fields = ["id", "email", "display_name", "is_active", "created_at", "updated_at", "last_login"]
+    readonly_fields = [
+        "id",
+        "email",
+        "email_confirmed_at",
+        "display_name",
+        "is_active",
+        "created_at",
+        "updated_at",
+        "last_login",
+    ]
     fields = [*readonly_fields, "is_staff", "is_superuser", "groups", "user_permissions"]
     filter_horizontal = ["groups", "user_permissions"]
     actions = ["deactivate"]
@@ -53,3 +64,13 @@ class UserEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: UserEvent | None = None) -> bool:
         return False
+
+
+@admin.register(TokenFamily)
+class TokenFamilyAdmin(ReadOnlyAdmin):
+    """Sessions (one per login): they end by logout, a reused refresh token, a password change or a deactivation."""
+
+    list_display = ["id", "user", "created_at", "expires_at", "revoked_at", "revoked_reason"]
+    list_filter = ["revoked_reason"]
+    search_fields = ["user__email", "=id"]
+    list_select_related = ["user"]

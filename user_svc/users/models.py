@@ -1,4 +1,4 @@
-"""The platform's accounts: a UUID-keyed user identified by a case-insensitive email."""
+"""The platform's accounts: a UUID-keyed user identified by a case-insensitive email, and its login sessions."""
 
 from __future__ import annotations
 
@@ -40,6 +40,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     display_name = models.CharField(max_length=150, blank=True)
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False)
+    # Set when the owner of the address followed the mail sent to it; cleared when the address changes. Logins do
+    # not wait for it (a client registers and logs in at once); it says whether the address is known to be theirs.
+    email_confirmed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -63,6 +66,11 @@ class UserEventKind(models.TextChoices):
     UPDATED = "updated"
     PASSWORD_CHANGED = "password_changed"  # noqa: S105 - an event kind, not a secret
     DEACTIVATED = "deactivated"
+    # Someone asked to register the address this account already has (its owner was told by mail).
+    REGISTRATION_ATTEMPTED = "registration_attempted"
+    EMAIL_CONFIRMED = "email_confirmed"
+    # A rotated refresh token came back: its session (token family) was ended for whoever held a copy.
+    REFRESH_TOKEN_REUSED = "refresh_token_reused"  # noqa: S105 - an event kind, not a secret
 
 
 class UserEvent(models.Model):
@@ -90,3 +98,46 @@ class UserEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.user_id} at {self.occurred_at:%Y-%m-%d %H:%M:%S}"
+
+
+class TokenFamilyRevocation(models.TextChoices):
+    LOGOUT = "logout"
+    REUSED = "reused"  # a rotated refresh token of the family was presented again
+    PASSWORD_CHANGED = "password_changed"  # noqa: S105 - a reason, not a secret
+    DEACTIVATED = "deactivated"
+
+
+class TokenFamily(models.Model):
+    """One login's session: every refresh token rotated from that login carries the family's id (claim `fam`).
+
+    Revoking the family ends all of them at once, those issued and those not yet issued: that is what makes a
+    stolen refresh token that was already used worthless to both its holders.
+    """
+
+    Revocation = TokenFamilyRevocation
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="token_families")
+    created_at = models.DateTimeField(default=timezone.now, db_default=Now())
+    # When the newest refresh token of the family expires: past it the family can never be used again (purged).
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_reason = models.CharField(max_length=32, choices=TokenFamilyRevocation.choices, blank=True, default="")
+
+    class Meta:
+        db_table = "token_families"
+        indexes = [
+            models.Index(fields=["user"], condition=models.Q(revoked_at__isnull=True), name="token_families_live"),
+            models.Index(fields=["expires_at"], name="token_families_expiry"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(revoked_at__isnull=True, revoked_reason="")
+                | models.Q(revoked_at__isnull=False, revoked_reason__in=TokenFamilyRevocation.values),
+                name="token_families_revocation_has_a_reason",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        state = f"revoked ({self.revoked_reason})" if self.revoked_at else "live"
+        return f"session {self.id} of {self.user_id}, {state}"

@@ -1,21 +1,28 @@
 """The JWTs user_svc issues: simplejwt tokens signed with the private key, carrying the key id of the JWKS.
 
-Claims are what common.auth verifies everywhere: sub (user id), token_type, iat, exp, jti, iss, aud.
+Claims are what common.auth verifies everywhere: sub (user id), token_type, iat, exp, jti, iss, aud. A refresh
+token also names its session (`fam`, the TokenFamily it was rotated within); access tokens do not carry it.
 Settings are read when a token is made, not at import, so a test or an operator changing them is heard.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import jwt
 from django.conf import settings
 from rest_framework_simplejwt.backends import TokenBackend
+from rest_framework_simplejwt.settings import api_settings
+from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken, Token
+from rest_framework_simplejwt.utils import datetime_from_epoch
 
 from users import keys
+
+FAMILY_CLAIM = "fam"
 
 
 class SigningBackend(TokenBackend):
@@ -52,6 +59,34 @@ class UserAccessToken(AccessToken):
 
 class UserRefreshToken(RefreshToken):
     access_token_class = UserAccessToken
+    no_copy_claims = (*RefreshToken.no_copy_claims, FAMILY_CLAIM)
+
+    @classmethod
+    def for_family(cls, user: Any, family_id: uuid.UUID) -> UserRefreshToken:
+        """A new refresh token of the user in that session, recorded as outstanding (as simplejwt's for_user does)."""
+        token = cls()
+        token[api_settings.USER_ID_CLAIM] = str(user.id)
+        token[FAMILY_CLAIM] = str(family_id)
+        OutstandingToken.objects.create(
+            user=user,
+            jti=token[api_settings.JTI_CLAIM],
+            token=str(token),
+            created_at=token.current_time,
+            expires_at=datetime_from_epoch(token["exp"]),
+        )
+        return token
+
+    @property
+    def family_id(self) -> uuid.UUID | None:
+        """The session this token belongs to; None for a token issued before sessions had families."""
+        try:
+            return uuid.UUID(str(self.payload[FAMILY_CLAIM]))
+        except (KeyError, ValueError):
+            return None
+
+    @property
+    def expires_at(self) -> datetime:
+        return datetime_from_epoch(self["exp"])
 
     @property
     def lifetime(self) -> timedelta:  # type: ignore[override]

@@ -26,6 +26,19 @@ class RegisterSerializer(serializers.Serializer):
     display_name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
 
 
+class RegisterAcceptedSerializer(serializers.Serializer):
+    message = serializers.CharField(help_text="The same whether or not the address already has an account")
+
+
+class EmailConfirmSerializer(serializers.Serializer):
+    token = serializers.CharField(max_length=1024, help_text="The token the confirmation mail carries")
+
+
+class EmailConfirmedSerializer(serializers.Serializer):
+    email = serializers.EmailField()
+    email_confirmed_at = serializers.DateTimeField()
+
+
 class LoginSerializer(serializers.Serializer):
     # Not EmailField: any unknown login is the same 401 (and counts against the throttle).
     email = serializers.CharField(max_length=254)
@@ -46,7 +59,7 @@ class TokenPairSerializer(serializers.Serializer):
 class UserSerializer(serializers.ModelSerializer):
     class Meta:
         model = User
-        fields = ["id", "email", "display_name", "created_at", "updated_at"]
+        fields = ["id", "email", "email_confirmed_at", "display_name", "created_at", "updated_at"]
         read_only_fields = fields
 
 
@@ -55,10 +68,29 @@ class LoginResponseSerializer(TokenPairSerializer):
 
 
 class UserUpdateSerializer(serializers.Serializer):
-    email = serializers.EmailField(max_length=254, required=False)
+    email = serializers.EmailField(
+        max_length=254, required=False, help_text="A new address needs current_password; it starts unconfirmed"
+    )
     display_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
+    current_password = password_field(required=False, help_text="Required to change the email")
 
 
 class PasswordChangeSerializer(serializers.Serializer):
     current_password = password_field()
     new_password = password_field()
+
+
+class ThrottleDetailsSerializer(serializers.Serializer):
+    scope = serializers.ChoiceField(
+        choices=["ip", "account_ip", "account"],
+        help_text="What is waiting: the client address, the account from this address, or the account everywhere",
+    )
+    retry_after_s = serializers.IntegerField(help_text="Seconds to wait (also the Retry-After header)")
+
+
+class ThrottledSerializer(serializers.Serializer):
+    """The platform's error shape, as a 429 for too many wrong passwords gives it."""
+
+    code = serializers.ChoiceField(choices=["throttled"])
+    message = serializers.CharField()
+    details = ThrottleDetailsSerializer()

@@ -11,6 +11,7 @@ urlpatterns = [
         ApiRootView.as_view(
             endpoints={
                 "register": "auth-register",
+                "confirm_email": "auth-confirm-email",
                 "login": "auth-login",
                 "refresh": "auth-refresh",
                 "logout": "auth-logout",
@@ -22,6 +23,7 @@ urlpatterns = [
         name="api-root",
     ),
     path("auth/register", views.RegisterView.as_view(), name="auth-register"),
+    path("auth/confirm-email", views.ConfirmEmailView.as_view(), name="auth-confirm-email"),
     path("auth/login", views.LoginView.as_view(), name="auth-login"),
     path("auth/refresh", views.RefreshView.as_view(), name="auth-refresh"),
     path("auth/logout", views.LogoutView.as_view(), name="auth-logout"),

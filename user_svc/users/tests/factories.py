@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import factory
@@ -43,3 +44,18 @@ def login(api: APIClient, *, email: str, password: str = PASSWORD, **extra):
 
 def bearer(access: str) -> dict[str, str]:
     return {"HTTP_AUTHORIZATION": f"Bearer {access}"}
+
+
+def mailed_token(message) -> str:
+    """The confirmation token a mail carries (on a line of its own)."""
+    match = re.search(r"^(\.?[\w-]+:[\w-]+:[\w-]+)$", message.body, re.MULTILINE)
+    assert match, message.body
+    return match.group(1)
+
+
+def confirm(api: APIClient, token: str):
+    return api.post("/api/auth/confirm-email", {"token": token}, format="json")
+
+
+def refresh(api: APIClient, token: str):
+    return api.post("/api/auth/refresh", {"refresh": token}, format="json")
