@@ -6,7 +6,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from common.admin import ReadOnlyAdmin
+from common.admin import OperateActionsMixin, ReadOnlyAdmin
 from common.consumers.base import replay_dead_letters
 from common.consumers.models import DeadLetter, InboxMessage
 
@@ -28,7 +28,7 @@ class InboxMessageAdmin(ReadOnlyAdmin):
 
 
 @admin.register(DeadLetter)
-class DeadLetterAdmin(ReadOnlyAdmin):
+class DeadLetterAdmin(OperateActionsMixin, ReadOnlyAdmin):
     list_display = [
         "id",
         "consumer",
@@ -54,7 +54,7 @@ class DeadLetterAdmin(ReadOnlyAdmin):
     def value_text(self, obj: DeadLetter) -> str:
         return bytes(obj.value or b"").decode(errors="replace")
 
-    @admin.action(description="Replay: put the message back on its topic")
+    @admin.action(description="Replay: put the message back on its topic", permissions=["operate"])
     def replay(self, request: HttpRequest, queryset: QuerySet[DeadLetter]) -> None:
         count = replay_dead_letters(queryset.filter(replayed_at__isnull=True))
         messages.info(request, f"{count} message(s) put back on their topics.")

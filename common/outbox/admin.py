@@ -6,6 +6,7 @@ from django.contrib import admin, messages
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 
+from common.admin import OperateActionsMixin
 from common.outbox.models import OutboxMessage
 from common.outbox.tasks import sweep_outbox
 
@@ -28,7 +29,7 @@ class StateFilter(admin.SimpleListFilter):
 
 
 @admin.register(OutboxMessage)
-class OutboxMessageAdmin(admin.ModelAdmin):
+class OutboxMessageAdmin(OperateActionsMixin, admin.ModelAdmin):
     list_display = ["id", "event_type", "topic", "key", "state", "attempts", "created_at", "published_at"]
     list_filter = [StateFilter, "topic", "event_type"]
     search_fields = ["event_id", "key"]
@@ -40,7 +41,7 @@ class OutboxMessageAdmin(admin.ModelAdmin):
     def payload_text(self, obj: OutboxMessage) -> str:
         return bytes(obj.payload).decode(errors="replace")
 
-    @admin.action(description="Retry now (clear the backoff and relay)")
+    @admin.action(description="Retry now (clear the backoff and relay)", permissions=["operate"])
     def retry_now(self, request: HttpRequest, queryset: QuerySet[OutboxMessage]) -> None:
         count = queryset.filter(Q(published_at__isnull=True)).update(next_attempt_at=None)
         # A running relay loop takes them on its next tick (within a second); the sweep relays them when none runs.
@@ -52,3 +53,15 @@ class OutboxMessageAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        """Published rows may go (the purge does it anyway); an unpublished one is an event not yet delivered."""
+        if obj is not None and obj.published_at is None:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[OutboxMessage]) -> None:
+        kept = queryset.filter(published_at__isnull=True).count()
+        super().delete_queryset(request, queryset.filter(published_at__isnull=False))
+        if kept:
+            messages.warning(request, f"{kept} unpublished message(s) kept: they are not delivered yet.")

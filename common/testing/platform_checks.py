@@ -106,3 +106,46 @@ def test_django_error_views_are_the_json_ones():
     for status in (400, 403, 404, 500):
         view = resolver.resolve_error_handler(status)
         assert view.__module__ == "common.exceptions", (status, view)
+
+
+def _user(name: str):
+    from django.contrib.auth import get_user_model
+
+    model = get_user_model()  # user_svc's signs in by email, the others' by name
+    identity = f"{name}@example.com" if model.USERNAME_FIELD == "email" else name
+    return model._default_manager.create_user(identity, password="pw-for-tests-only")  # noqa: S106 - a test user
+
+
+def _staff(username: str, *codenames_of: str):
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
+
+    user = _user(username)
+    user.is_staff = True
+    user.save()
+    user.user_permissions.set(Permission.objects.filter(codename__regex=rf"^({'|'.join(codenames_of)})_"))
+    return get_user_model().objects.get(pk=user.pk)  # a fresh instance: no permission cache
+
+
+def test_admin_actions_that_move_money_or_state_need_the_change_permission(rf):
+    """Every action an admin declares acts on state (funds, orders, sagas, messages): a view-only operator is not
+    offered it (Django then refuses it when posted), one with the model's change permission is."""
+    from django.contrib import admin
+
+    view_only, operator = _staff("viewer", "view"), _staff("operator", "view", "change")
+    for model, model_admin in admin.site._registry.items():
+        for name in [a for a in model_admin.actions or [] if isinstance(a, str)]:
+            needs = set(getattr(getattr(model_admin, name), "allowed_permissions", ()))
+            assert needs & {"operate", "change"}, (model, name)  # "change" where the admin lets staff edit rows
+            for user, offered in ((view_only, False), (operator, True)):
+                request = rf.get(f"/admin/{model._meta.app_label}/{model._meta.model_name}/")
+                request.user = user
+                assert (name in model_admin.get_actions(request)) is offered, (model, name, user.username)
+
+
+def test_the_admin_is_for_staff_only_even_signed_in(client):
+    client.force_login(_user("trader"))
+
+    response = client.get("/admin/")
+
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]

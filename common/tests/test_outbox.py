@@ -135,3 +135,27 @@ def test_outbox_status_fails_when_the_oldest_pending_row_is_too_old(kafka_topic,
     with pytest.raises(CommandError, match=r"is .* old"):
         call_command("outbox_status", "--max-age", "60")
     assert "pending 2" in capsys.readouterr().out
+
+
+def test_the_admin_never_deletes_an_unpublished_row(client, django_user_model, kafka_topic):
+    operator = django_user_model.objects.create_superuser("ops", "ops@example.com", "pw-for-tests-only")
+    client.force_login(operator)
+    _publish_many(kafka_topic, 2, keys=2)
+    published, pending = OutboxMessage.objects.order_by("id")
+    OutboxMessage.objects.filter(pk=published.pk).update(published_at=timezone.now())
+
+    single = client.post(f"/admin/outbox/outboxmessage/{pending.pk}/delete/", {"post": "yes"})
+    mixed = client.post(
+        "/admin/outbox/outboxmessage/",
+        {"action": "delete_selected", "_selected_action": [published.pk, pending.pk], "post": "yes"},
+    )
+    both_kept = sorted(OutboxMessage.objects.values_list("pk", flat=True))
+    only_published = client.post(
+        "/admin/outbox/outboxmessage/",
+        {"action": "delete_selected", "_selected_action": [published.pk], "post": "yes"},
+    )
+
+    assert single.status_code == 403  # JSON, like every error
+    assert mixed.status_code == 403 and both_kept == [published.pk, pending.pk]
+    assert only_published.status_code == 302
+    assert list(OutboxMessage.objects.values_list("pk", flat=True)) == [pending.pk]

@@ -6,20 +6,10 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from common.admin import OperateActionsMixin, ReadOnlyAdmin
 from common.exceptions import ApplicationError
 from orders.models import Fill, LastTrade, Order, OrderEvent, Saga, Symbol
 from orders.services import order_cancel, saga_retry_step
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
 
 class OrderEventInline(admin.TabularInline):
@@ -45,7 +35,7 @@ class FillInline(admin.TabularInline):
 
 
 @admin.register(Order)
-class OrderAdmin(ReadOnlyAdmin):
+class OrderAdmin(OperateActionsMixin, ReadOnlyAdmin):
     list_display = [
         "id",
         "user_id",
@@ -64,7 +54,7 @@ class OrderAdmin(ReadOnlyAdmin):
     inlines = [FillInline, OrderEventInline]
     actions = ["cancel_orders"]
 
-    @admin.action(description="Cancel the selected open orders (runs the saga's release)")
+    @admin.action(description="Cancel the selected open orders (runs the saga's release)", permissions=["operate"])
     def cancel_orders(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
         done, refused = 0, []
         for order_id in queryset.values_list("id", flat=True):
@@ -93,14 +83,14 @@ class FillAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Saga)
-class SagaAdmin(ReadOnlyAdmin):
+class SagaAdmin(OperateActionsMixin, ReadOnlyAdmin):
     list_display = ["id", "type", "state", "current_step", "deadline", "order_id", "updated_at"]
     list_filter = ["state", "current_step", "type"]
     search_fields = ["=id", "=order__id"]
     readonly_fields = ["history", "data"]
     actions = ["retry_step"]
 
-    @admin.action(description="Retry the current step of the selected stuck sagas")
+    @admin.action(description="Retry the current step of the selected stuck sagas", permissions=["operate"])
     def retry_step(self, request: HttpRequest, queryset: QuerySet[Saga]) -> None:
         for saga_id in queryset.values_list("id", flat=True):
             try:

@@ -11,22 +11,10 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
+from common.admin import OperateActionsMixin, ReadOnlyAdmin
 from common.exceptions import ApplicationError
 from portfolios.models import Asset, Balance, LedgerEntry, Portfolio, Price, Reservation, Settlement, Symbol
 from portfolios.services import balance_credit
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Rows written only by services: operators look, never edit."""
-
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
 
 class CreditFundsForm(forms.Form):
@@ -47,7 +35,7 @@ class BalanceInline(admin.TabularInline):
 
 
 @admin.register(Portfolio)
-class PortfolioAdmin(admin.ModelAdmin):
+class PortfolioAdmin(OperateActionsMixin, admin.ModelAdmin):
     list_display = ["id", "user_id", "name", "is_default", "created_at"]
     list_filter = ["is_default"]
     search_fields = ["=id", "=user_id", "name"]
@@ -61,7 +49,7 @@ class PortfolioAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
 
-    @admin.action(description="Credit paper funds")
+    @admin.action(description="Credit paper funds", permissions=["operate"])
     def credit_paper_funds(self, request: HttpRequest, queryset: QuerySet[Portfolio]) -> HttpResponse | None:
         form = CreditFundsForm(request.POST if "apply" in request.POST else None)
         if "apply" in request.POST and form.is_valid():
