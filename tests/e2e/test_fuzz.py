@@ -87,7 +87,10 @@ def _schema(system: System, trader: Trader, service: str):
 def _fuzz(case, base: str, headers: dict[str, str], failures: dict[str, str], statuses: Counter) -> None:
     try:
         response = case.call(base_url=base, headers=headers)
-        statuses[f"{case.method} {case.path} {response.status_code}"] += 1
+        answer = f"{case.method} {case.path} {response.status_code}"
+        statuses[answer] += 1
+        if response.status_code == 400 and statuses[answer] == 1:  # why the first refusal was refused, for the report
+            statuses[f"{answer} e.g. {response.text[:160]}"] += 0
         case.validate_response(response, checks=CHECKS)
     except AssertionError as exc:  # schemathesis' FailureGroup: what failed, with a curl line to reproduce it
         failures.setdefault(f"{case.method} {case.path}", str(exc)[:3000])

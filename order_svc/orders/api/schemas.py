@@ -86,21 +86,44 @@ EXCHANGE_INFO = {
     "required": ["timezone", "serverTime", "symbols"],
 }
 QUANTITY = {"type": "string", "pattern": r"^[0-9]{1,4}(\.[0-9]{1,8})?$", "description": "a decimal number as a string"}
+_COMMON = {
+    # The symbols listed now: filled in when the schema is generated (symbol_enum below).
+    "symbol": {"type": "string", "pattern": r"^[A-Za-z0-9]{2,32}$"},
+    "side": {"type": "string", "enum": Side.values},
+    "newClientOrderId": {"type": "string", "pattern": r"^[A-Za-z0-9._:-]{1,36}$"},
+}
 ORDER_REQUEST = {
-    "type": "object",
-    "properties": {
-        # The symbols listed now: filled in when the schema is generated (symbol_enum below).
-        "symbol": {"type": "string", "pattern": r"^[A-Za-z0-9]{2,32}$"},
-        "side": {"type": "string", "enum": Side.values},
-        "type": {"type": "string", "enum": OrderType.values},
-        "timeInForce": {"type": "string", "enum": TimeInForce.values, "description": "LIMIT orders only"},
-        "quantity": QUANTITY,
-        "price": {**QUANTITY, "description": "LIMIT orders only"},
-        "quoteOrderQty": {**QUANTITY, "description": "MARKET orders: the quote amount to spend or receive"},
-        "newClientOrderId": {"type": "string", "pattern": r"^[A-Za-z0-9._:-]{1,36}$"},
-    },
-    "required": ["symbol", "side", "type"],
     "description": "Binance's names; our snake_case ones (time_in_force, quote_order_qty, client_order_id) work too",
+    "oneOf": [
+        {
+            "type": "object",
+            "title": "LIMIT",
+            "properties": {
+                **_COMMON,
+                "type": {"type": "string", "enum": [OrderType.LIMIT]},
+                "timeInForce": {"type": "string", "enum": TimeInForce.values},
+                "quantity": QUANTITY,
+                "price": QUANTITY,
+            },
+            "required": ["symbol", "side", "type", "timeInForce", "quantity", "price"],
+        },
+        {
+            "type": "object",
+            "title": "MARKET by quantity",
+            "properties": {**_COMMON, "type": {"type": "string", "enum": [OrderType.MARKET]}, "quantity": QUANTITY},
+            "required": ["symbol", "side", "type", "quantity"],
+        },
+        {
+            "type": "object",
+            "title": "MARKET by quote amount",
+            "properties": {
+                **_COMMON,
+                "type": {"type": "string", "enum": [OrderType.MARKET]},
+                "quoteOrderQty": {**QUANTITY, "description": "the quote amount to spend (BUY) or receive (SELL)"},
+            },
+            "required": ["symbol", "side", "type", "quoteOrderQty"],
+        },
+    ],
 }
 
 
@@ -119,8 +142,8 @@ def symbol_enum(result: dict, generator, request, public: bool) -> dict:
                 if parameter.get("name") == "symbol":
                     parameter["schema"] = {"type": "string", "enum": listed}
             for content in operation.get("requestBody", {}).get("content", {}).values():
-                symbol = content.get("schema", {}).get("properties", {}).get("symbol")
-                if symbol is not None:
-                    symbol.pop("pattern", None)
-                    symbol["enum"] = listed
+                schema = content.get("schema", {})
+                for variant in schema.get("oneOf", [schema]):
+                    if "symbol" in variant.get("properties", {}):
+                        variant["properties"] = {**variant["properties"], "symbol": {"type": "string", "enum": listed}}
     return result

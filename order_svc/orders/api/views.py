@@ -86,7 +86,9 @@ class OrderListCreateView(APIView):
             OpenApiParameter("symbol", str),
             OpenApiParameter("status", str, enum=OrderStatus.values),
             OpenApiParameter("side", str, enum=Side.values),
-            OpenApiParameter("limit", int, description="page size, 1 to 500 (default 50)"),
+            OpenApiParameter(
+                "limit", {"type": "integer", "minimum": 1, "maximum": 500}, description="page size (default 50)"
+            ),
             OpenApiParameter("cursor", str),
         ],
         responses={200: schemas.ORDER_PAGE},
