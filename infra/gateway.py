@@ -6,16 +6,28 @@
 
 `render` with no etcd client installed (the standard library alone, before .venv exists) renders every
 upstream empty, which nginx answers with a JSON 502. `watch` and `list` need etcd3gw (the project's venv).
+
+Only checked entries reach nginx's files: the key is <prefix><service>/<instance id>, the value a JSON object
+whose service is that key's and has a route in routes.toml, and whose address is host:port (an IPv4 address or
+a DNS name, a port 1-65535). Any other entry is skipped and logged. `watch` reads:
+
+    PLATFORM_GATEWAY_RESYNC_S   (30) how often the whole registry is read again, the watch's safety net
+    GATEWAY_WATCH_DELAY_S       (0)  test hook: a pause between the registry read and the start of the watch
 """
 
 from __future__ import annotations
 
+import base64
+import ipaddress
 import json
 import os
+import re
 import sys
+import threading
 import time
 import tomllib
 import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -94,13 +106,96 @@ def render(instances: dict[str, list[str]] | None, *, home: Path = NGINX, port: 
     return changed
 
 
-def registry(client) -> dict[str, list[str]]:
-    """service -> addresses of its live instances (their leases keep them there)."""
-    live: dict[str, list[str]] = {}
-    for value, _meta in client.get_prefix(REGISTRY_PREFIX):
+# host:port as nginx's `server` takes it and nothing more: DNS labels (an IPv4 address is one of these shapes,
+# checked again below) and a port without a leading zero. No space, ';', '{', '}' or newline can get through.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOST_PORT = re.compile(rf"(?P<host>{_LABEL}(?:\.{_LABEL})*):(?P<port>[1-9][0-9]{{0,4}})")
+
+
+def valid_address(address: object) -> bool:
+    """True for host:port with an IPv4 address or a DNS name as host and a port 1-65535."""
+    match = _HOST_PORT.fullmatch(address) if isinstance(address, str) else None
+    if match is None or int(match["port"]) > 65535 or len(match["host"]) > 253:
+        return False
+    host = match["host"]
+    if re.fullmatch(r"[0-9.]+", host):  # no DNS name is all digits: it is an IPv4 address or nothing
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            return False
+    return True
+
+
+class InvalidEntry(ValueError):
+    """A registry entry the gateway does not render; the message says why."""
+
+
+def parse_entry(key: str, value: bytes, services: dict) -> tuple[str, str]:
+    """(service, address) of a registry entry, checked before anything of it can reach nginx's files."""
+    key_service, _, instance = key.removeprefix(REGISTRY_PREFIX).partition("/")
+    if not key.startswith(REGISTRY_PREFIX) or not key_service or not instance or "/" in instance:
+        raise InvalidEntry("the key is not <prefix><service>/<instance id>")
+    try:
         entry = json.loads(value)
-        live.setdefault(entry["service"], []).append(entry["address"])
-    return live
+    except (ValueError, RecursionError):  # not UTF-8, not JSON, or nested deeper than the parser goes
+        raise InvalidEntry("the value is not JSON") from None
+    if not isinstance(entry, dict):
+        raise InvalidEntry("the value is not a JSON object")
+    service, address = entry.get("service"), entry.get("address")
+    if not isinstance(service, str) or service not in services:
+        raise InvalidEntry("the service has no route in infra/routes.toml")
+    if service != key_service:
+        raise InvalidEntry("the service is not the one the key names")
+    if not valid_address(address):
+        raise InvalidEntry("the address is not host:port")
+    return service, address
+
+
+@dataclass(frozen=True)
+class Registry:
+    """One read of the registry: the live instances to render, what was skipped, and the revision read at."""
+
+    live: dict[str, list[str]]  # service -> addresses of its valid instances (their leases keep them there)
+    revision: int
+    skipped: dict[tuple[str, int], dict] = field(default_factory=dict)  # (key, mod revision) -> why, and value
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def read_registry(client) -> Registry:
+    """Every entry under the prefix, checked, with the etcd revision of the read (a watch goes on from there).
+
+    The range request is etcd3gw's own call, made here because its get_prefix() drops the response's header,
+    and with it the revision.
+    """
+    services = load_routes()
+    prefix_end = REGISTRY_PREFIX[:-1] + chr(ord(REGISTRY_PREFIX[-1]) + 1)
+    result = client.post(
+        client.get_url("/kv/range"), json={"key": _b64(REGISTRY_PREFIX), "range_end": _b64(prefix_end)}
+    )
+    live: dict[str, list[str]] = {}
+    skipped: dict[tuple[str, int], dict] = {}
+    for kv in result.get("kvs", []):
+        key = base64.b64decode(kv["key"]).decode("utf-8", "replace")
+        value = base64.b64decode(kv.get("value", ""))
+        try:
+            service, address = parse_entry(key, value, services)
+        except InvalidEntry as exc:
+            excerpt = value[:200].decode("utf-8", "replace")
+            skipped[(key, int(kv["mod_revision"]))] = {"reason": str(exc), "value": excerpt}
+            continue
+        live.setdefault(service, []).append(address)
+    return Registry(live=live, revision=int(result["header"]["revision"]), skipped=skipped)
+
+
+def registry(client) -> dict[str, list[str]]:
+    """service -> addresses of its valid live instances; skipped entries are logged."""
+    current = read_registry(client)
+    for (key, _revision), why in current.skipped.items():
+        log("registry entry skipped", level="WARNING", key=key, **why)
+    return current.live
 
 
 def etcd_client():
@@ -110,27 +205,68 @@ def etcd_client():
     return etcd3gw.client(host=url.hostname, port=url.port or 2379, timeout=5)
 
 
-def watch() -> None:
-    """Render and reload on every registry change; a full re-read on each event keeps it simple and right."""
-    gateway = infra.Gateway()
-    while True:
+def log(message: str, *, level: str = "INFO", **fields) -> None:
+    print(json.dumps({"service": "gateway-watcher", "level": level, "message": message, **fields}), flush=True)
+
+
+class Watcher:
+    """Keeps nginx's upstreams equal to the registry's valid entries, reloading nginx only when they change.
+
+    Each round reads the whole registry, renders it and watches from the revision after that read: a change made
+    between the read and the start of the watch is then replayed by etcd, not lost (it once was: a service
+    registered in that window answered 502 until the next change). A round ends after `resync_s` and the next
+    one reads everything again: the safety net for a watch etcd ended without a word (a restart, a compaction),
+    on which etcd3gw's event iterator would wait forever.
+    """
+
+    def __init__(self, *, resync_s: float, delay_s: float = 0.0) -> None:
+        self.resync_s = resync_s
+        self.delay_s = delay_s  # the test hook: a pause between the read and the watch
+        self.gateway = infra.Gateway()
+        self.reported: set[tuple[str, int]] = set()
+        self.reload_due = False  # upstreams written but nginx not reloaded yet (the reload failed): retry it
+
+    def apply(self, current: Registry) -> None:
+        for entry, why in current.skipped.items():
+            if entry not in self.reported:  # once per version of a key, not once per read
+                log("registry entry skipped", level="WARNING", key=entry[0], mod_revision=entry[1], **why)
+        self.reported = set(current.skipped)
+        if render(current.live) or self.reload_due:
+            self.reload_due = True
+            self.gateway.reload()
+            self.reload_due = False
+            log("upstreams changed", registry=current.live, revision=current.revision)
+
+    def round(self, client) -> None:
+        current = read_registry(client)
+        self.apply(current)
+        log("watching", registry=current.live, revision=current.revision, resync_s=self.resync_s)
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        events, cancel = client.watch_prefix(REGISTRY_PREFIX, start_revision=current.revision + 1)
+        resync = threading.Timer(self.resync_s, cancel)  # cancel() ends `events`, and with it this round
+        resync.daemon = True
+        resync.start()
         try:
-            client = etcd_client()
-            if render(registry(client)):
-                gateway.reload()
-            print(json.dumps({"service": "gateway-watcher", "message": "watching", "registry": registry(client)}))
-            events, cancel = client.watch_prefix(REGISTRY_PREFIX)
             for _event in events:
-                live = registry(client)
-                if render(live):
-                    gateway.reload()
-                    print(json.dumps({"service": "gateway-watcher", "message": "upstreams changed", "registry": live}))
-                    sys.stdout.flush()
+                self.apply(read_registry(client))
+        finally:
+            resync.cancel()
             cancel()
-        except Exception as exc:  # noqa: BLE001 - etcd restarts or drops the watch: wait and watch again
-            print(json.dumps({"service": "gateway-watcher", "level": "WARNING", "message": f"watch lost: {exc}"}))
-            sys.stdout.flush()
-            time.sleep(1)
+
+    def run(self) -> None:
+        while True:
+            try:
+                self.round(etcd_client())
+            except Exception as exc:  # noqa: BLE001 - etcd away, or nginx refused a reload: wait, then a new round
+                log("watch lost", level="WARNING", error=str(exc))
+                time.sleep(1)
+
+
+def watch() -> None:
+    resync_s = float(os.environ.get("PLATFORM_GATEWAY_RESYNC_S", "30"))
+    delay_s = float(os.environ.get("GATEWAY_WATCH_DELAY_S", "0"))
+    Watcher(resync_s=resync_s, delay_s=delay_s).run()
 
 
 def list_services() -> int:
