@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+
+from django.db import DatabaseError
+
 from orders.models import OrderStatus, OrderType, Side, TimeInForce
 
 DECIMAL = {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?$", "description": "a decimal number as a string"}
@@ -131,7 +135,10 @@ def symbol_enum(result: dict, generator, request, public: bool) -> dict:
     """POSTPROCESSING_HOOKS entry: the order request's and the list filter's `symbol` take the listed symbols."""
     from orders import selectors
 
-    listed = [s.symbol for s in selectors.symbol_list()]
+    try:
+        listed = [s.symbol for s in selectors.symbol_list()]
+    except DatabaseError:  # not migrated yet: the schema stays as declared (a pattern, no enum)
+        return result
     if not listed:
         return result
     for item in result.get("paths", {}).values():
@@ -142,7 +149,8 @@ def symbol_enum(result: dict, generator, request, public: bool) -> dict:
                 if parameter.get("name") == "symbol":
                     parameter["schema"] = {"type": "string", "enum": listed}
             for content in operation.get("requestBody", {}).get("content", {}).values():
-                schema = content.get("schema", {})
+                # A copy: the raw schema is this module's constant, shared by every generation of the schema.
+                schema = content["schema"] = copy.deepcopy(content.get("schema", {}))
                 for variant in schema.get("oneOf", [schema]):
                     if "symbol" in variant.get("properties", {}):
                         variant["properties"] = {**variant["properties"], "symbol": {"type": "string", "enum": listed}}

@@ -258,3 +258,23 @@ def test_a_limit_that_is_not_a_page_size_is_a_400_not_the_default(api, limit):
 def test_an_anonymous_caller_gets_401(client):
     assert client.get("/api/orders/").status_code == 401
     assert client.post("/api/orders", LIMIT_BUY).status_code == 401
+
+
+def test_the_schema_lists_the_symbols_and_still_answers_before_the_symbols_table_exists(client, monkeypatch):
+    from django.db import ProgrammingError
+
+    from orders import selectors
+
+    listed = client.get("/api/schema/?format=json").json()
+    body = listed["paths"]["/api/orders/"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert {"BTCUSDT", "ETHUSDT"} <= set(body["oneOf"][0]["properties"]["symbol"]["enum"])
+
+    def missing_table():
+        raise ProgrammingError('relation "symbols" does not exist')
+
+    monkeypatch.setattr(selectors, "symbol_list", missing_table)
+    fresh = client.get("/api/schema/?format=json")
+
+    assert fresh.status_code == 200
+    symbol = fresh.json()["paths"]["/api/orders/"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert "pattern" in symbol["oneOf"][0]["properties"]["symbol"]
