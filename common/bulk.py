@@ -47,3 +47,18 @@ def bulk_update(objs: Sequence[Model], fields: Sequence[str], *, using: str = "d
     with connection.cursor() as cursor:
         cursor.execute(sql, arrays)
         return cursor.rowcount
+
+
+def delete_older_than(table: str, column: str, *, older_than, chunk: int = 10_000, using: str = "default") -> int:
+    """Delete the rows of `table` whose `column` is before now() - older_than, `chunk` at a time (short
+    transactions, no long lock); returns how many. The retention purges of the outbox and the inbox."""
+    total = 0
+    with connections[using].cursor() as cursor:
+        while True:
+            cursor.execute(
+                f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE {column} < now() - %s LIMIT %s)",  # noqa: S608 - names from code
+                [older_than, chunk],
+            )
+            total += cursor.rowcount
+            if cursor.rowcount < chunk:
+                return total

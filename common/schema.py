@@ -7,6 +7,7 @@ drf-spectacular postprocessing hook, so a client generator or a fuzzer reads eve
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 ERROR = {
@@ -50,4 +51,30 @@ def error_responses(result: dict[str, Any], generator: Any, request: Any, public
             responses = operation.setdefault("responses", {})
             responses.setdefault("4XX", _answer(name, "The request was refused; the body says why."))
             responses.setdefault("503", _answer(name, "A dependency (the database) is unavailable; retry."))
+    return result
+
+
+def with_listed_symbols(result: dict[str, Any], symbols: Any) -> dict[str, Any]:
+    """A service's POSTPROCESSING_HOOKS helper: every `symbol` parameter and request-body property takes the
+    symbols listed now (`symbols`: a callable; a database not migrated yet leaves the declared schema)."""
+    from django.db import DatabaseError
+
+    try:
+        listed = list(symbols())
+    except DatabaseError:
+        return result
+    if not listed:
+        return result
+    enum = {"type": "string", "enum": listed}
+    for item in result.get("paths", {}).values():
+        for operation in (op for op in item.values() if isinstance(op, dict)):
+            for parameter in operation.get("parameters", []):
+                if parameter.get("name") == "symbol":
+                    parameter["schema"] = enum
+            for content in operation.get("requestBody", {}).get("content", {}).values():
+                # A copy: a raw schema is a module constant, shared by every generation of the schema.
+                schema = content["schema"] = copy.deepcopy(content.get("schema", {}))
+                for variant in schema.get("oneOf", [schema]):
+                    if "symbol" in variant.get("properties", {}):
+                        variant["properties"] = {**variant["properties"], "symbol": enum}
     return result

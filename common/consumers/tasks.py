@@ -6,7 +6,8 @@ from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
-from django.db import connection
+
+from common.bulk import delete_older_than
 
 
 def purge_inbox_rows(*, older_than: timedelta, chunk: int = 10_000) -> int:
@@ -16,17 +17,7 @@ def purge_inbox_rows(*, older_than: timedelta, chunk: int = 10_000) -> int:
     topic replays what Kafka still holds (its log retention, 7 days by default), and a purged row would let that
     replay apply twice.
     """
-    total = 0
-    with connection.cursor() as cursor:
-        while True:
-            cursor.execute(
-                "DELETE FROM inbox_messages WHERE id IN (SELECT id FROM inbox_messages "
-                "WHERE processed_at < now() - %s LIMIT %s)",
-                [older_than, chunk],
-            )
-            total += cursor.rowcount
-            if cursor.rowcount < chunk:
-                return total
+    return delete_older_than("inbox_messages", "processed_at", older_than=older_than, chunk=chunk)
 
 
 @shared_task(ignore_result=True)

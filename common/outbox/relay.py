@@ -29,6 +29,7 @@ from django.db import InterfaceError, OperationalError, connections
 from django.utils import timezone
 
 from common import namespace
+from common.bulk import delete_older_than
 from common.kafka import producer_config
 from common.tracing import RelaySpans
 
@@ -320,14 +321,4 @@ def _attempts_of(cursor, row_id: int) -> int:
 
 def purge_published(*, older_than: timedelta, using: str = "default", chunk: int = 10_000) -> int:
     """Delete rows published before the retention period, in chunks; returns how many."""
-    total = 0
-    with connections[using].cursor() as cursor:
-        while True:
-            cursor.execute(
-                "DELETE FROM outbox_messages WHERE id IN (SELECT id FROM outbox_messages "
-                "WHERE published_at < now() - %s LIMIT %s)",
-                [older_than, chunk],
-            )
-            total += cursor.rowcount
-            if cursor.rowcount < chunk:
-                return total
+    return delete_older_than("outbox_messages", "published_at", older_than=older_than, chunk=chunk, using=using)

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import copy
-
-from django.db import DatabaseError
-
+from common.schema import with_listed_symbols
 from orders.models import OrderStatus, OrderType, Side, TimeInForce
 
 DECIMAL = {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?$", "description": "a decimal number as a string"}
@@ -135,23 +132,4 @@ def symbol_enum(result: dict, generator, request, public: bool) -> dict:
     """POSTPROCESSING_HOOKS entry: the order request's and the list filter's `symbol` take the listed symbols."""
     from orders import selectors
 
-    try:
-        listed = [s.symbol for s in selectors.symbol_list()]
-    except DatabaseError:  # not migrated yet: the schema stays as declared (a pattern, no enum)
-        return result
-    if not listed:
-        return result
-    for item in result.get("paths", {}).values():
-        for operation in item.values():
-            if not isinstance(operation, dict):
-                continue
-            for parameter in operation.get("parameters", []):
-                if parameter.get("name") == "symbol":
-                    parameter["schema"] = {"type": "string", "enum": listed}
-            for content in operation.get("requestBody", {}).get("content", {}).values():
-                # A copy: the raw schema is this module's constant, shared by every generation of the schema.
-                schema = content["schema"] = copy.deepcopy(content.get("schema", {}))
-                for variant in schema.get("oneOf", [schema]):
-                    if "symbol" in variant.get("properties", {}):
-                        variant["properties"] = {**variant["properties"], "symbol": {"type": "string", "enum": listed}}
-    return result
+    return with_listed_symbols(result, lambda: (s.symbol for s in selectors.symbol_list()))
