@@ -12,8 +12,6 @@ sys.path.insert(0, str(ROOT / "infra"))
 
 import components as infra  # noqa: E402
 
-BENCH_DB = "platform_bench"
-
 
 def bench_namespace(prefix: str = "bench") -> str:
     """A run namespace of this benchmark's own, made now and removed at exit (on SIGTERM and SIGHUP too).
@@ -37,22 +35,11 @@ def setup_django() -> str:
 
     Returns the Kafka bootstrap address.
     """
-    import psycopg2
-
     from common import namespace
 
-    bench_namespace()
-    database = namespace.database(BENCH_DB)
+    bench_namespace()  # makes the namespace's databases, the bench database among them (infra.BENCH_DATABASE)
+    database = namespace.database(infra.BENCH_DATABASE)
     password = infra.role_password("platform_common")
-    admin = psycopg2.connect(
-        host="127.0.0.1", port=infra.PG_PORT, user="platform_common", password=password, dbname="postgres"
-    )
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database])
-        if cursor.fetchone() is None:
-            cursor.execute(f"CREATE DATABASE {database}")
-    admin.close()
     bootstrap = f"127.0.0.1:{infra.KAFKA_PORT}"
     os.environ.update(
         DJANGO_SETTINGS_MODULE="common.tests.settings",

@@ -9,7 +9,7 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
-from common import namespace
+from common import credentials, namespace
 
 env = environ.Env()
 
@@ -34,9 +34,20 @@ _INSECURE_LOCAL_KEY = "django-insecure-local-only-never-used-outside-local-mode"
 
 
 def local_database_url(service: str) -> str:
-    """The URL of a service's database on the local private cluster (role = service name), in this namespace."""
+    """The URL of a service's database on the local private cluster (role = service name), in this namespace,
+    with the role's password from .run/secrets/postgres/ (made by `infra up`)."""
     database = namespace.database(SERVICES.get(service) or TEST_PROJECTS[service])
-    return f"postgres://{service}:{service}-local@127.0.0.1:{LOCAL_PG_PORT}/{database}"
+    try:
+        password = credentials.read("postgres", service)
+    except credentials.MissingSecret as exc:
+        raise ImproperlyConfigured(f"DATABASE_URL is not set and {exc}") from None
+    return f"postgres://{service}:{password}@127.0.0.1:{LOCAL_PG_PORT}/{database}"
+
+
+def database_settings(service: str) -> dict[str, Any]:
+    """DATABASE_URL, or (unset) the local cluster's database of the service."""
+    url = env.str("DATABASE_URL", default="") or local_database_url(service)
+    return env.db_url_config(url)
 
 
 def read_pem_key(name: str, base_dir: Path, local_file: str | None) -> str:
@@ -134,7 +145,7 @@ def service_settings(*, name: str, base_dir: Path, apps: list[str]) -> dict[str,
         ],
         "DATABASES": {
             "default": {
-                **env.db("DATABASE_URL", default=local_database_url(name)),
+                **database_settings(name),
                 # ATOMIC_REQUESTS stays off: services open their own transaction.atomic() blocks.
                 "ATOMIC_REQUESTS": False,
                 "CONN_MAX_AGE": env.int("DB_CONN_MAX_AGE", default=60),

@@ -27,7 +27,7 @@ RUN = Path(os.environ.get("PLATFORM_RUN_DIR", ROOT / ".run"))
 if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))  # common/namespace.py: standard library only, shared with the services
 
-from common import namespace  # noqa: E402
+from common import credentials, namespace  # noqa: E402
 
 PG_PORT = int(os.environ.get("PLATFORM_PG_PORT", "55432"))
 REDIS_PORT = int(os.environ.get("PLATFORM_REDIS_PORT", "56379"))
@@ -47,8 +47,13 @@ DATABASES = {
     "transaction_svc": "transaction_service",
     "analytics_svc": "analytics_service",
 }
-# A role for common/'s own tests: it owns only the test database pytest-django creates for it.
+# A role for common/'s own tests: it owns only common/'s test database and the benchmarks' database.
 TEST_ONLY_ROLES = ["platform_common"]
+BENCH_DATABASE = "platform_bench"
+
+
+def _sql_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
 
 
 class InfraError(RuntimeError):
@@ -59,9 +64,14 @@ def say(message: str) -> None:
     print(f"[infra] {message}", flush=True)
 
 
+# The cluster's superuser: only infra/ (and the tests' checks of the roles) connect as it.
+PG_SUPERUSER = "postgres"
+
+
 def role_password(role: str) -> str:
-    """The local-only password convention (common.settings.local_database_url uses the same)."""
-    return f"{role}-local"
+    """A role's random local password, made on first use (.run/secrets/postgres/<role>, mode 0600); the
+    services read the same file (common.settings.local_database_url)."""
+    return credentials.ensure("postgres", role)
 
 
 def database_url(service: str, ns: str | None = None) -> str:
@@ -253,23 +263,32 @@ class Postgres:
         self._prepare_dirs()
         if not (self.data / "PG_VERSION").exists():
             say(f"initdb {self.data}")
-            subprocess.run(
-                self._as_owner(
-                    [
-                        self._bin("initdb"),
-                        "-D",
-                        str(self.data),
-                        "-U",
-                        "postgres",
-                        "--auth-local=trust",
-                        "--auth-host=scram-sha-256",
-                        "--encoding=UTF8",
-                        "--locale=C.UTF-8",
-                    ]
-                ),
-                check=True,
-                stdout=subprocess.DEVNULL,
-            )
+            # The superuser's password reaches initdb in a file only the cluster's owner can read, never argv.
+            pwfile = self.home / ".superuser-password"
+            credentials.write_private(pwfile, role_password(PG_SUPERUSER) + "\n")
+            self._chown_to_owner(pwfile)
+            try:
+                subprocess.run(
+                    self._as_owner(
+                        [
+                            self._bin("initdb"),
+                            "-D",
+                            str(self.data),
+                            "-U",
+                            PG_SUPERUSER,
+                            f"--pwfile={pwfile}",
+                            # Every connection proves its password, the local socket's too: no `trust` anywhere.
+                            "--auth-local=scram-sha-256",
+                            "--auth-host=scram-sha-256",
+                            "--encoding=UTF8",
+                            "--locale=C.UTF-8",
+                        ]
+                    ),
+                    check=True,
+                    stdout=subprocess.DEVNULL,
+                )
+            finally:
+                pwfile.unlink(missing_ok=True)
             with (self.data / "postgresql.conf").open("a") as conf:
                 conf.write(
                     "\n# platform: local cluster settings\n"
@@ -306,9 +325,47 @@ class Postgres:
                 env=daemon_env(),
                 stdout=subprocess.DEVNULL,
             )
+        self._no_trust()
         self._ensure_roles_and_databases()
 
-    def psql(self, sql: str, *, database: str = "postgres") -> str:
+    def _chown_to_owner(self, path: Path) -> None:
+        if os.geteuid() == 0:
+            owner = pwd.getpwnam("postgres")
+            os.chown(path, owner.pw_uid, owner.pw_gid)
+
+    def _no_trust(self) -> None:
+        """A cluster made before passwords were required (`trust` on the local socket) gets its superuser's
+        password and scram-sha-256 everywhere; a no-op on a cluster that has no `trust` line."""
+        hba = self.data / "pg_hba.conf"
+        lines = self._read_as_owner(hba).splitlines()
+        if not any(line.split()[-1:] == ["trust"] for line in lines if not line.lstrip().startswith("#")):
+            return
+        say("PostgreSQL: replacing `trust` with scram-sha-256 (a password for every connection)")
+        # Still trusted on the socket: set the password first, then require it.
+        self.psql(f"ALTER ROLE {PG_SUPERUSER} PASSWORD {_sql_literal(role_password(PG_SUPERUSER))}", trusted=True)
+        fixed = [
+            line.rsplit("trust", 1)[0] + "scram-sha-256"
+            if line.split()[-1:] == ["trust"] and not line.lstrip().startswith("#")
+            else line
+            for line in lines
+        ]
+        self._write_as_owner(hba, "\n".join(fixed) + "\n")
+        self.psql("SELECT pg_reload_conf()")
+
+    def _read_as_owner(self, path: Path) -> str:
+        return subprocess.run(self._as_owner(["cat", str(path)]), check=True, capture_output=True, text=True).stdout
+
+    def _write_as_owner(self, path: Path, content: str) -> None:
+        subprocess.run(
+            self._as_owner(["tee", str(path)]), input=content, check=True, text=True, stdout=subprocess.DEVNULL
+        )
+
+    def psql(self, sql: str, *, database: str = "postgres", trusted: bool = False) -> str:
+        """Run SQL as the superuser over the cluster's socket. The SQL goes through stdin and the password
+        through the environment, so neither a role's password nor the superuser's ever shows in a process list."""
+        env = {**os.environ, "PGCONNECT_TIMEOUT": "10"}
+        if not trusted:
+            env["PGPASSWORD"] = role_password(PG_SUPERUSER)
         result = subprocess.run(
             [
                 "psql",
@@ -317,17 +374,20 @@ class Postgres:
                 "-p",
                 str(PG_PORT),
                 "-U",
-                "postgres",
+                PG_SUPERUSER,
                 "-d",
                 database,
                 "-v",
                 "ON_ERROR_STOP=1",
-                "-tAc",
-                sql,
+                "-tA",
+                "-f",
+                "-",
             ],
+            input=sql,
             check=False,
             capture_output=True,
             text=True,
+            env=env,
         )
         if result.returncode != 0:
             raise InfraError(f"psql failed: {result.stderr.strip()}")
@@ -335,30 +395,38 @@ class Postgres:
 
     def _ensure_roles_and_databases(self) -> None:
         for role in [*DATABASES, *TEST_ONLY_ROLES]:
-            # CREATEDB: pytest-django creates the role's own test database.
+            password = _sql_literal(role_password(role))
+            # NOCREATEDB: a service role owns its databases but makes none; the test databases are made here.
             self.psql(
                 f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN "
-                f"CREATE ROLE {role} LOGIN CREATEDB PASSWORD '{role_password(role)}'; END IF; END $$;"
+                f"CREATE ROLE {role} LOGIN; END IF; END $$;\n"
+                f"ALTER ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {password};"
             )
         self.ensure_databases("")
 
     def ensure_databases(self, ns: str) -> None:
-        """Every service's database of a namespace ("" the real platform's), owned by the service's role."""
+        """Every service's database of a namespace ("" the real platform's) and the test database pytest-django
+        uses for it (kept, see --reuse-db in each pytest.ini), each owned by its role: the roles cannot create
+        databases themselves. common/'s test project and the benchmarks' database are made the same way."""
+        owned = {name: role for role, name in DATABASES.items()}
+        owned.update(dict.fromkeys([*TEST_ONLY_ROLES, BENCH_DATABASE], "platform_common"))
         existing = set(self.psql("SELECT datname FROM pg_database").split())
-        for role, name in DATABASES.items():
-            database = namespace.database(name, ns)
-            if database not in existing:
-                say(f"creating database {database} owned by {role}")
-                self.psql(f"CREATE DATABASE {database} OWNER {role}")
-            # Only the owning service may connect: the database per service is enforced, not agreed.
-            self.psql(f"REVOKE CONNECT ON DATABASE {database} FROM PUBLIC")
-            self.psql(f"GRANT CONNECT ON DATABASE {database} TO {role}")
+        for name, role in owned.items():
+            for database in (namespace.database(name, ns), f"test_{namespace.database(name, ns)}"):
+                if database not in existing:
+                    say(f"creating database {database} owned by {role}")
+                    self.psql(f"CREATE DATABASE {database} OWNER {role}")
+                # Only the owning role may connect: the database per service is enforced, not agreed.
+                self.psql(
+                    f"REVOKE CONNECT ON DATABASE {database} FROM PUBLIC;\n"
+                    f"GRANT CONNECT ON DATABASE {database} TO {role};"
+                )
 
     def drop_databases(self, ns: str) -> list[str]:
         """Drop a namespace's databases and the test databases its suites made (never the real platform's)."""
         if not namespace.validate(ns):
             raise InfraError("the real platform's databases (empty namespace) are never dropped")
-        names = [namespace.database(name, ns) for name in [*DATABASES.values(), *TEST_ONLY_ROLES, "platform_bench"]]
+        names = [namespace.database(name, ns) for name in [*DATABASES.values(), *TEST_ONLY_ROLES, BENCH_DATABASE]]
         wanted = {*names, *(f"test_{name}" for name in names)}  # pytest-django's test databases too
         doomed = [d for d in self.psql("SELECT datname FROM pg_database").split() if d in wanted]
         for database in doomed:
