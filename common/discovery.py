@@ -5,7 +5,8 @@ value: {"service", "address", "health", "pid", "started_at"}.
 A process that dies stops refreshing its lease, so its key disappears within DISCOVERY_TTL_S seconds; a clean
 stop revokes the lease at once. The gateway's watcher renders nginx's upstreams from these keys.
 Configured by ETCD_URL (default http://127.0.0.1:52379) and DISCOVERY_TTL_S (default 5); DISCOVERY_ENABLED=false
-turns it off (tests that run a lone server).
+turns it off (tests that run a lone server). It signs in as etcd user platform-services (common/etcd.py: ETCD_USER,
+ETCD_PASSWORD or ETCD_PASSWORD_FILE, else the local secret).
 """
 
 from __future__ import annotations
@@ -17,13 +18,10 @@ import threading
 import time
 import uuid
 from datetime import UTC, datetime
-from urllib.parse import urlparse
 
 # Imported here, never lazily in the lease thread: gunicorn forks its workers while that thread runs, and a
 # fork in the middle of an import leaves the child waiting forever on the module lock (of `requests`).
-import etcd3gw
-
-from common import namespace
+from common import etcd, namespace
 
 logger = logging.getLogger(__name__)
 
@@ -33,15 +31,14 @@ class Registration:
         self.service = service
         self.address = address
         self.ttl_s = ttl_s or int(os.environ.get("DISCOVERY_TTL_S", "5"))
-        url = urlparse(etcd_url or os.environ.get("ETCD_URL", "http://127.0.0.1:52379"))
-        self.etcd_host, self.etcd_port = url.hostname or "127.0.0.1", url.port or 2379
+        self.etcd_url = etcd_url
         self.key = f"{namespace.registry_prefix()}{service}/{uuid.uuid4().hex[:12]}"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lease = None
 
     def _client(self):
-        return etcd3gw.client(host=self.etcd_host, port=self.etcd_port, timeout=3)
+        return etcd.client(etcd.SERVICES, url=self.etcd_url, timeout=3)
 
     def _register(self) -> None:
         client = self._client()
@@ -92,8 +89,7 @@ def enabled() -> bool:
 
 def wait_registered(service: str, address: str, timeout: float = 10.0) -> bool:
     """True once this address is in the registry (used by tests and `up`)."""
-    url = urlparse(os.environ.get("ETCD_URL", "http://127.0.0.1:52379"))
-    client = etcd3gw.client(host=url.hostname, port=url.port, timeout=3)
+    client = etcd.client(etcd.SERVICES, timeout=3)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for value, _ in client.get_prefix(f"{namespace.registry_prefix()}{service}/"):

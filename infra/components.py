@@ -680,7 +680,11 @@ class Kafka(Daemon):
 
 
 class Etcd(Daemon):
-    """A single-member etcd (Debian's etcd-server): the registry of live service instances."""
+    """A single-member etcd (Debian's etcd-server): the registry of live service instances.
+
+    Auth is on: infra/etcd_auth.py makes its users (root, platform-services, platform-watcher) with the passwords
+    in .run/secrets/etcd/ and turns it on, at every `up` (it changes only what differs).
+    """
 
     name = "etcd"
     port = ETCD_PORT
@@ -711,6 +715,15 @@ class Etcd(Daemon):
         ensure_packages({"etcd": "etcd-server"})
         self.home.mkdir(parents=True, exist_ok=True)
         self.start()
+        import etcd_auth
+
+        with start_lock("etcd-auth"):  # two `infra up` at once would both add the missing users
+            try:
+                changes = etcd_auth.secure(f"http://127.0.0.1:{self.port}")
+            except etcd_auth.EtcdAuthSetupError as exc:
+                raise InfraError(str(exc)) from None
+        for change in changes:
+            say(f"etcd auth: {change}")
 
 
 class Gateway:

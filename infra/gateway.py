@@ -5,7 +5,8 @@
     python infra/gateway.py list       # what is registered, and whether each instance answers its health URL
 
 `render` with no etcd client installed (the standard library alone, before .venv exists) renders every
-upstream empty, which nginx answers with a JSON 502. `watch` and `list` need etcd3gw (the project's venv).
+upstream empty, which nginx answers with a JSON 502. `watch` and `list` need etcd3gw (the project's venv). They
+read the registry as etcd user platform-watcher (common/etcd.py), which can write nothing.
 
 Only checked entries reach nginx's files: the key is <prefix><service>/<instance id>, the value a JSON object
 whose service is that key's and has a route in routes.toml, and whose address is host:port (an IPv4 address or
@@ -29,7 +30,6 @@ import tomllib
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -199,10 +199,10 @@ def registry(client) -> dict[str, list[str]]:
 
 
 def etcd_client():
-    import etcd3gw
+    """A client signed in as etcd user platform-watcher, which may read the registry and write nothing."""
+    from common import etcd  # etcd3gw: the project's venv
 
-    url = urlsplit(os.environ.get("ETCD_URL", f"http://127.0.0.1:{ETCD_PORT}"))
-    return etcd3gw.client(host=url.hostname, port=url.port or 2379, timeout=5)
+    return etcd.client(etcd.WATCHER, url=os.environ.get("ETCD_URL", f"http://127.0.0.1:{ETCD_PORT}"))
 
 
 def log(message: str, *, level: str = "INFO", **fields) -> None:

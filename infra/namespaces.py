@@ -34,11 +34,10 @@ import components as infra
 
 # Imported now, not in remove(): a benchmark removes its namespace from an atexit hook, when imports that start
 # threads (etcd3gw's) are refused.
-import etcd3gw
 import redis
 from confluent_kafka.admin import AdminClient
 
-from common import namespace
+from common import etcd, namespace
 from common.kafka import delete_namespace_topics, ensure_topics
 from common.topics import all_topics
 
@@ -146,8 +145,8 @@ def remove(name: str) -> None:
         with contextlib.suppress(Exception):  # a group still emptying: Kafka expires it on its own
             future.result()
     infra.Postgres().drop_databases(name)
-    client = etcd3gw.client(host="127.0.0.1", port=infra.ETCD_PORT, timeout=5)
-    client.delete_prefix(namespace.registry_prefix(name))
+    # As the user that wrote the entries: its role covers every namespace's registry, and root stays infra up's.
+    etcd.local_client(etcd.SERVICES, port=infra.ETCD_PORT).delete_prefix(namespace.registry_prefix(name))
     keys = redis.Redis(host="127.0.0.1", port=infra.REDIS_PORT)
     for batch in _batches(keys.scan_iter(match=f"{namespace.redis_prefix(name)}*", count=1000), 500):
         keys.delete(*batch)

@@ -4,7 +4,8 @@ unchecked.
 Each test runs its own watcher (`gateway_watcher` of the process table) in a namespace of this module's own, with
 its own registry prefix and nginx: the session's `watcher` fixture, which follows the test run's registry,
 could otherwise render what this module's watcher missed. The instances are small HTTP servers that answer like
-a service (200, `X-Served-By`), registered with etcd3gw as common/discovery.py registers a web server.
+a service (200, `X-Served-By`), registered as common/discovery.py registers a web server: as etcd user
+platform-services (the watcher reads as platform-watcher).
 """
 
 from __future__ import annotations
@@ -21,11 +22,10 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import etcd3gw
 import gateway  # infra/gateway.py (conftest puts infra/ on the path)
 import pytest
 
-from common import namespace
+from common import etcd, namespace
 from common.testing.http import http
 from tests.e2e.conftest import ROOT, RunningProcess, manage_all, namespaces
 
@@ -40,7 +40,7 @@ class Isolated:
     prefix: str
     url: str
     upstreams_path: Path
-    etcd: etcd3gw.client
+    etcd: etcd.Client
 
     def upstreams(self) -> dict[str, list[str]]:
         """service -> the `server` addresses nginx's rendered upstreams.conf holds."""
@@ -60,7 +60,7 @@ def isolated() -> Iterator[Isolated]:
             prefix=namespace.registry_prefix(ns.name),
             url=f"http://127.0.0.1:{manage_all.infra.gateway_port(ns.name)}",
             upstreams_path=manage_all.infra.gateway_home(ns.name) / "upstreams.conf",
-            etcd=etcd3gw.client(host="127.0.0.1", port=manage_all.infra.ETCD_PORT, timeout=5),
+            etcd=etcd.local_client(etcd.SERVICES, port=manage_all.infra.ETCD_PORT),
         )
     finally:
         namespaces.remove(ns.name)

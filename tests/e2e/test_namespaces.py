@@ -33,9 +33,9 @@ THEIRS = "43111.11"  # the real platform's, only when this module started it
 
 
 def _registry(ns: str) -> set[str]:
-    import etcd3gw
+    from common import etcd
 
-    client = etcd3gw.client(host="127.0.0.1", port=infra.ETCD_PORT, timeout=5)
+    client = etcd.local_client(etcd.WATCHER, port=infra.ETCD_PORT)
     return {json.loads(value)["address"] for value, _ in client.get_prefix(namespace.registry_prefix(ns))}
 
 
