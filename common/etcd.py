@@ -14,14 +14,16 @@ A process names its user; the environment can give another and its password, as 
     (neither, PLATFORM_ENV=local, the default) .run/secrets/etcd/<user>, made by `infra up`
 
 etcd's simple tokens end 300 s (--auth-token-ttl) after their last use, when etcd restarts and when the users or
-roles change: a call whose token etcd refuses signs in again and is made once more. An etcd with auth off (before
-`infra up` switched it on) is called without a token.
+roles change: a call whose token etcd refuses signs in again and is made once more. The password is looked up when
+the client first signs in; an etcd with auth off (compose's; the local one before `infra up` turned auth on) is
+called without a token, and then a missing password is no error.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -41,7 +43,7 @@ _TOKEN_REFUSED = ("invalid auth token", "revision of auth store is old", "user n
 _AUTH_NOT_ENABLED = "authentication is not enabled"
 
 
-class EtcdAuthError(Etcd3Exception):
+class EtcdAuthError(Etcd3Exception, LookupError):
     """etcd refused this user's password, or the process was given none; the message says which."""
 
     def __init__(self, message: str) -> None:
@@ -59,22 +61,29 @@ def etcd_error(exc: Etcd3Exception) -> str:
 class Client(Etcd3Client):
     """An etcd3gw client that signs in as `user` and signs in again whenever etcd refuses its token."""
 
-    def __init__(self, *, host: str, port: int, user: str, password: str, timeout: float = 5) -> None:
+    def __init__(
+        self, *, host: str, port: int, user: str, password: str | Callable[[], str], timeout: float = 5
+    ) -> None:
         super().__init__(host=host, port=port, timeout=timeout)
         self.user = user
-        self._password = password
+        self.password = password if callable(password) else lambda: password
         self._signed_in = False  # a token is on the session, or etcd has auth off
 
     def authenticate(self) -> None:
         """Get a fresh token (POST /v3/auth/authenticate) and send it with every later request."""
         self.session.headers.pop("Authorization", None)
+        missing: LookupError | None = None
         try:
-            result = super().post(
-                self.get_url("/auth/authenticate"), json={"name": self.user, "password": self._password}
-            )
+            password = self.password()
+        except LookupError as exc:  # no password given: etcd's answer says whether one is needed
+            password, missing = "", exc
+        try:
+            result = super().post(self.get_url("/auth/authenticate"), json={"name": self.user, "password": password})
         except Etcd3Exception as exc:
             message = etcd_error(exc)
             if _AUTH_NOT_ENABLED not in message:
+                if missing is not None:
+                    raise missing from None
                 if "authentication failed" in message:
                     raise EtcdAuthError(f"etcd refused the password of user {self.user}: {message}") from None
                 raise
@@ -121,11 +130,12 @@ def client(user: str, *, url: str | None = None, timeout: float = 5) -> Client:
     `url` (default ETCD_URL, else the local etcd)."""
     parts = urlsplit(url or os.environ.get("ETCD_URL") or DEFAULT_URL)
     user = os.environ.get("ETCD_USER") or user
-    return Client(
-        host=parts.hostname or "127.0.0.1", port=parts.port or 2379, user=user, password=password(user), timeout=timeout
-    )
+    host, port = parts.hostname or "127.0.0.1", parts.port or 2379
+    return Client(host=host, port=port, user=user, password=lambda: password(user), timeout=timeout)
 
 
 def local_client(user: str, *, port: int, timeout: float = 5) -> Client:
     """A client of the local etcd as exactly `user`, with its local secret: for infra/ and the tests."""
-    return Client(host="127.0.0.1", port=port, user=user, password=credentials.read("etcd", user), timeout=timeout)
+    return Client(
+        host="127.0.0.1", port=port, user=user, password=lambda: credentials.read("etcd", user), timeout=timeout
+    )

@@ -23,7 +23,7 @@ import pytest
 from etcd3gw.exceptions import Etcd3Exception
 from etcd3gw.lease import Lease
 
-from common import discovery, namespace
+from common import credentials, discovery, namespace
 from common.etcd import SERVICES, WATCHER, Client, EtcdAuthError, etcd_error, local_client
 from tests.e2e.conftest import free_port, manage_all
 
@@ -223,6 +223,20 @@ def test_clients_running_when_auth_is_turned_on_sign_in_and_go_on(private):
     services.put("/platform/services/order_svc/b", entry(), lease=lease)
     assert lease.refresh() > 0
     assert len(private.client(WATCHER).get_prefix("/platform/services/")) == 2
+
+
+def test_a_client_with_no_password_works_only_while_etcd_has_auth_off(private):
+    def no_password() -> str:
+        raise credentials.MissingSecret("no local secret etcd/platform-services: run infra up first")
+
+    unconfigured = Client(host="127.0.0.1", port=private.port, user=SERVICES, password=no_password)
+    unconfigured.put("/platform/services/order_svc/a", entry())  # compose's etcd: auth off, no token needed
+
+    private.secure()
+
+    with pytest.raises(credentials.MissingSecret, match="run infra up first"):
+        unconfigured.put("/platform/services/order_svc/b", entry())
+    assert private.client(WATCHER).get("/platform/services/order_svc/b") == []
 
 
 def test_expired_tokens_and_a_restart_cost_the_clients_nothing(private):
