@@ -34,7 +34,7 @@ def main() -> None:
     from common.consumers.base import ConsumerRunner, ConsumerSpec
     from common.consumers.models import InboxMessage
     from common.events import Envelope
-    from common.kafka import producer_config
+    from common.kafka import client_config, producer_config
     from common.testing.kafka import delete_topics
 
     (topic,) = fresh_topics(bootstrap, "consume")
@@ -54,8 +54,8 @@ def main() -> None:
     def bare_loop(read) -> float:
         bare = Consumer(
             {
-                "bootstrap.servers": bootstrap,
-                "group.id": namespace.group(f"bench-bare-{uuid.uuid4().hex}"),
+                **client_config(bootstrap),
+                "group.id": namespace.group(f"platform_common.bench-bare-{uuid.uuid4().hex}"),
                 "auto.offset.reset": "earliest",
                 "enable.auto.commit": False,
             }

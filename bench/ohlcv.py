@@ -43,6 +43,7 @@ from django.db import connection  # noqa: E402
 
 from common import namespace  # noqa: E402
 from common.consumers.base import ConsumerRunner  # noqa: E402
+from common.kafka import client_config  # noqa: E402
 from common.testing.kafka import create_topics, delete_topics  # noqa: E402
 
 SYMBOLS = ["BENCHBTC", "BENCHETH", "BENCHXRP", "BENCHBNB"]
@@ -52,8 +53,8 @@ def baseline(bootstrap: str, topic: str, events: int) -> float:
     """A bare consume loop over the same topic: poll batches, touch each value, no parsing, no database."""
     consumer = Consumer(
         {
-            "bootstrap.servers": bootstrap,
-            "group.id": namespace.group(f"bench-bare-{uuid.uuid4().hex[:8]}"),
+            **client_config(bootstrap),
+            "group.id": namespace.group(f"platform_common.bench-bare-{uuid.uuid4().hex[:8]}"),
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
         }

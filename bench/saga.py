@@ -549,10 +549,10 @@ class TradeFeed(threading.Thread):
     def __init__(self, bootstrap: str, symbol: str, price: str, qty: str, interval: float = 0.05) -> None:
         from confluent_kafka import Producer
 
-        from common.kafka import producer_config
+        from common.kafka import ADMIN, producer_config
 
         super().__init__(name="saga-trades")
-        self.producer = Producer(producer_config(bootstrap))
+        self.producer = Producer(producer_config(bootstrap, principal=ADMIN))  # plays the feed's part
         self.symbol, self.price, self.qty, self.interval = symbol, price, qty, interval
         self._halt = threading.Event()
 
@@ -595,11 +595,12 @@ class EventWatch:
         from confluent_kafka import Consumer
 
         from common import namespace
+        from common.kafka import ADMIN, client_config
         from common.topics import Topic
 
         self.consumer = Consumer(
             {
-                "bootstrap.servers": bootstrap,
+                **client_config(bootstrap, principal=ADMIN),
                 "group.id": namespace.group(f"saga-bench-{uuid.uuid4().hex}"),
                 "auto.offset.reset": "latest",
                 "enable.auto.commit": False,

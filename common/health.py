@@ -11,6 +11,8 @@ from django.db import DatabaseError, connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
 
+from common.kafka import client_config
+
 KAFKA_TIMEOUT_S = 2.0
 _admins: dict[str, AdminClient] = {}
 _admins_lock = threading.Lock()
@@ -20,7 +22,7 @@ def _admin(bootstrap: str) -> AdminClient:
     # One client per process: librdkafka keeps the connection, so a readiness probe costs one round trip.
     with _admins_lock:
         if bootstrap not in _admins:
-            _admins[bootstrap] = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 2000})
+            _admins[bootstrap] = AdminClient(client_config(bootstrap, **{"socket.timeout.ms": 2000}))
         return _admins[bootstrap]
 
 

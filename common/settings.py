@@ -9,7 +9,7 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
-from common import credentials, namespace
+from common import credentials, kafka_auth, namespace
 
 env = environ.Env()
 
@@ -30,8 +30,6 @@ SERVICES = {
 # common/'s own test suite runs as a sixth, test-only project with a role of its own.
 TEST_PROJECTS = {"platform_common": "platform_common"}
 
-_INSECURE_LOCAL_KEY = "django-insecure-local-only-never-used-outside-local-mode"
-
 
 def local_database_url(service: str) -> str:
     """The URL of a service's database on the local private cluster (role = service name), in this namespace,
@@ -50,13 +48,32 @@ def database_settings(service: str) -> dict[str, Any]:
     return env.db_url_config(url)
 
 
-def read_pem_key(name: str, base_dir: Path, local_file: str | None) -> str:
-    """A PEM key from NAME, or from the file NAME_FILE, or (local mode) from .run/jwt/ beside the services."""
+def local_jwt_dir() -> Path:
+    """Where `infra up` keeps the local key pair and JWK set (common.jwt_keys), under PLATFORM_RUN_DIR."""
+    return credentials.run_dir() / "jwt"
+
+
+def pem_key_file(name: str, local_file: str | None) -> str:
+    """The file a PEM key is read from: NAME_FILE, or (local mode) .run/jwt/<local_file>; "" when NAME holds it."""
+    if env.str(name, default=""):
+        return ""
+    return env.str(f"{name}_FILE", default="") or (str(local_jwt_dir() / local_file) if local_file else "")
+
+
+def kafka_security(service: str) -> dict[str, str]:
+    """The service's Kafka security settings (common/kafka_auth.py: the KAFKA_SECURITY_PROTOCOL/KAFKA_SASL_*
+    variables, or locally its SCRAM principal with the password from .run/secrets/kafka/)."""
+    try:
+        return kafka_auth.security_config(service)
+    except kafka_auth.KafkaAuthError as exc:
+        raise ImproperlyConfigured(str(exc)) from None
+
+
+def read_pem_key(name: str, local_file: str | None) -> str:
+    """A PEM key from NAME, or from the file NAME_FILE, or (local mode) from .run/jwt/."""
     if value := env.str(name, default=""):
         return value
-    path = env.str(f"{name}_FILE", default="")
-    if not path and local_file:
-        path = str(base_dir.parent / ".run" / "jwt" / local_file)
+    path = pem_key_file(name, local_file)
     try:
         return Path(path).read_text() if path else ""
     except FileNotFoundError:
@@ -76,7 +93,9 @@ def service_settings(*, name: str, base_dir: Path, apps: list[str]) -> dict[str,
     platform_env = env.str("PLATFORM_ENV", default="local")
     local = platform_env == "local"
     if local:
-        secret_key = env.str("DJANGO_SECRET_KEY", default=_INSECURE_LOCAL_KEY)
+        # Each service its own random key, made on first use (whoever starts it: `up`, a test run, a benchmark,
+        # a manage.py command by hand) and kept in .run/secrets/django/<service>, readable by this user only.
+        secret_key = env.str("DJANGO_SECRET_KEY", default="") or credentials.ensure("django", name, nbytes=48)
     else:
         secret_key = env.str("DJANGO_SECRET_KEY", default="")
         if not secret_key:
@@ -206,11 +225,19 @@ def service_settings(*, name: str, base_dir: Path, apps: list[str]) -> dict[str,
                 "common.schema.error_responses",
             ],
         },
-        # Tokens are issued by user_svc (RS256) and verified by every service with the public key alone.
-        "JWT_PUBLIC_KEY": read_pem_key("JWT_PUBLIC_KEY", base_dir, "public.pem" if local else None),
+        # Tokens are issued by user_svc (RS256) and verified by every service with public keys alone, chosen by
+        # the token's `kid`: from the JWK set file when there is one (user_svc's key rotation rewrites it; common.auth
+        # re-reads it when it changes), else from the one PEM public key.
+        "JWT_JWKS_FILE": env.str("JWT_JWKS_FILE", default="")
+        or (str(local_jwt_dir() / "jwks.json") if local and (local_jwt_dir() / "jwks.json").exists() else ""),
+        "JWT_PUBLIC_KEY": read_pem_key("JWT_PUBLIC_KEY", "public.pem" if local else None),
+        # Seconds of clock difference tolerated on exp, iat and nbf (the processes may run on several hosts).
+        "JWT_LEEWAY_S": env.int("JWT_LEEWAY_S", default=30),
         "JWT_ISSUER": env.str("JWT_ISSUER", default="paper-trading/user_svc"),
         "JWT_AUDIENCE": env.str("JWT_AUDIENCE", default="paper-trading"),
         "KAFKA_BOOTSTRAP_SERVERS": env.str("KAFKA_BOOTSTRAP_SERVERS", default=f"127.0.0.1:{LOCAL_KAFKA_PORT}"),
+        # Who this service is on the broker (its own principal; the ACLs name what it may write and read).
+        "KAFKA_SECURITY": kafka_security(name),
         "REDIS_URL": redis_url,
         "CELERY_BROKER_URL": env.str("CELERY_BROKER_URL", default=redis_url),
         "CELERY_TASK_DEFAULT_QUEUE": queue,

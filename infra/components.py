@@ -34,6 +34,7 @@ REDIS_PORT = int(os.environ.get("PLATFORM_REDIS_PORT", "56379"))
 KAFKA_PORT = int(os.environ.get("PLATFORM_KAFKA_PORT", "59092"))
 KAFKA_CONTROLLER_PORT = int(os.environ.get("PLATFORM_KAFKA_CONTROLLER_PORT", "59093"))
 KAFKA_PARTITIONS = int(os.environ.get("PLATFORM_KAFKA_PARTITIONS", "6"))
+KAFKA_ADMIN = "admin"  # the broker's only super user (common/kafka_auth.py names the same)
 ZIPKIN_PORT = int(os.environ.get("PLATFORM_ZIPKIN_PORT", "59411"))
 ETCD_PORT = int(os.environ.get("PLATFORM_ETCD_PORT", "52379"))
 ETCD_PEER_PORT = int(os.environ.get("PLATFORM_ETCD_PEER_PORT", "52380"))
@@ -658,14 +659,19 @@ class Kafka(Daemon):
         self.home.mkdir(parents=True, exist_ok=True)
         fetch_with_maven(self.pom, self.libs, "the Kafka broker's jars")
         template = (ROOT / "infra" / "kafka" / "server.properties").read_text()
-        self.config.write_text(
-            template.format(
-                port=KAFKA_PORT,
-                controller_port=KAFKA_CONTROLLER_PORT,
-                data_dir=self.data,
-                partitions=KAFKA_PARTITIONS,
-            )
+        config = template.format(
+            port=KAFKA_PORT,
+            controller_port=KAFKA_CONTROLLER_PORT,
+            data_dir=self.data,
+            partitions=KAFKA_PARTITIONS,
+            admin_password=credentials.ensure("kafka", KAFKA_ADMIN),
         )
+        previous = self.config.read_text() if self.config.exists() else None
+        credentials.write_private(self.config, config)
+        if previous is not None and previous != config and self.running():
+            # A broker started with another configuration (before SASL and ACLs, say) would go on serving it.
+            say("restarting Kafka: its configuration changed")
+            self.down()
         if not (self.data / "meta.properties").exists():
             say(f"formatting Kafka storage in {self.data}")
             cluster_id = hashlib.sha256(str(self.data).encode()).digest()[:16]

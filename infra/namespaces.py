@@ -35,11 +35,9 @@ import components as infra
 # Imported now, not in remove(): a benchmark removes its namespace from an atexit hook, when imports that start
 # threads (etcd3gw's) are refused.
 import redis
-from confluent_kafka.admin import AdminClient
 
 from common import etcd, namespace
-from common.kafka import delete_namespace_topics, ensure_topics
-from common.topics import all_topics
+from common.kafka import admin_client, delete_acls, delete_namespace_topics, ensure_namespace
 
 RECORD = "namespace.json"
 
@@ -120,11 +118,7 @@ def create(prefix: str = "t", *, owner_pid: int | None = None, partitions: int |
     # The record first: whatever a crash leaves from here on, the next sweep finds and removes.
     (home / RECORD).write_text(json.dumps({**ns.__dict__, "created_at": time.time()}))
     infra.Postgres().ensure_databases(name)
-    ensure_topics(
-        _bootstrap(),
-        [namespace.topic(t, name) for t in all_topics()],
-        partitions=partitions or infra.KAFKA_PARTITIONS,
-    )
+    ensure_namespace(_bootstrap(), name, partitions=partitions or infra.KAFKA_PARTITIONS)  # topics and ACLs
     infra.Gateway(name, ns.gateway_port).up()
     return ns
 
@@ -139,7 +133,8 @@ def remove(name: str) -> None:
     if record is not None:
         infra.Gateway(name, record.gateway_port).down()
     delete_namespace_topics(_bootstrap(), name)
-    admin = AdminClient({"bootstrap.servers": _bootstrap()})
+    delete_acls(_bootstrap(), name)
+    admin = admin_client(_bootstrap())
     groups = [g.group_id for g in admin.list_consumer_groups().result().valid if g.group_id.startswith(f"{name}.")]
     for future in admin.delete_consumer_groups(groups).values() if groups else []:
         with contextlib.suppress(Exception):  # a group still emptying: Kafka expires it on its own

@@ -54,7 +54,9 @@ class DeadLetterAdmin(OperateActionsMixin, ReadOnlyAdmin):
     def value_text(self, obj: DeadLetter) -> str:
         return bytes(obj.value or b"").decode(errors="replace")
 
-    @admin.action(description="Replay: put the message back on its topic", permissions=["operate"])
+    @admin.action(description="Replay: hand the message to its consumer again", permissions=["operate"])
     def replay(self, request: HttpRequest, queryset: QuerySet[DeadLetter]) -> None:
-        count = replay_dead_letters(queryset.filter(replayed_at__isnull=True))
-        messages.info(request, f"{count} message(s) put back on their topics.")
+        pending = queryset.filter(replayed_at__isnull=True)
+        total = pending.count()
+        count = replay_dead_letters(pending)
+        messages.info(request, f"{count} of {total} message(s) handled again; the others are still dead letters.")

@@ -30,6 +30,7 @@ from common import namespace
 from common.consumers.models import DeadLetter
 from common.correlation import caused_by
 from common.events import Envelope, EventError, MalformedEvent, UnknownEventType
+from common.kafka import client_config
 from common.logging import ids_of
 from common.outbox.services import enqueue_raw
 from common.topics import dlq
@@ -117,7 +118,7 @@ def consumer_specs() -> dict[str, ConsumerSpec]:
 
 def kafka_consumer_config(group_id: str, **overrides: object) -> dict[str, object]:
     return {
-        "bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS,
+        **client_config(),  # the service's own principal: it may read only the topics it consumes
         "group.id": namespace.group(group_id),
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
@@ -297,15 +298,16 @@ class ConsumerRunner:
             self.stats.duplicates += duplicates
             logger.info("inbox skipped duplicates", extra={"consumer": self.spec.name, "duplicates": duplicates})
 
-    def _handle_alone(self, item: _Item) -> None:
+    def _handle_alone(self, item: _Item) -> bool:
+        """Handle one message in a transaction of its own, with bounded retries; False: it was dead-lettered."""
         if item.error is not None:
             self._with_database(lambda: self._dead_letter_in_transaction(item, item.error, 1))
-            return
+            return False
         error = ""
         for attempt in range(1, self.spec.max_attempts + 1):
             try:
                 self._with_database(lambda: self._handle_in_one_transaction([item]))
-                return
+                return True
             except PermanentError as exc:
                 error = f"permanent: {exc}"
                 break
@@ -326,6 +328,7 @@ class ConsumerRunner:
                 if attempt < self.spec.max_attempts:
                     time.sleep(min(5.0, 0.1 * 2 ** (attempt - 1)))
         self._with_database(lambda: self._dead_letter_in_transaction(item, error, attempt))
+        return False
 
     def _with_database(self, work: Callable[[], None]) -> None:
         """Run `work`; while the database is unreachable, wait and try again (never dead-letter for that)."""
@@ -444,25 +447,61 @@ class ConsumerRunner:
         logger.error("message dead-lettered", extra={**position, "error": error[:500]})
 
 
-def replay_dead_letters(letters: Iterable[DeadLetter]) -> int:
-    """Put dead letters back on their topic (through the outbox) and forget their inbox rows."""
+class _StoredMessage:
+    """A dead letter read the way the runner reads a Kafka message."""
+
+    def __init__(self, letter: DeadLetter):
+        self._letter = letter
+
+    def topic(self) -> str:
+        return namespace.topic(self._letter.topic)
+
+    def partition(self) -> int:
+        return self._letter.partition
+
+    def offset(self) -> int:
+        return self._letter.offset
+
+    def key(self) -> bytes | None:
+        return self._letter.key and bytes(self._letter.key)
+
+    def value(self) -> bytes:
+        return bytes(self._letter.value or b"")
+
+    def headers(self) -> list[tuple[str, str]]:
+        return [tuple(h) for h in self._letter.headers]
+
+    def error(self) -> None:
+        return None
+
+
+def replay_dead_letters(letters: Iterable[DeadLetter], *, specs: dict[str, ConsumerSpec] | None = None) -> int:
+    """Hand dead letters back to the consumer that gave up on them, in this process; returns how many it handled.
+
+    Not through Kafka: a consumer may not write the topics it reads (the broker's ACLs), and putting a message
+    back on its topic would deliver it to every other consumer group as well. Each letter goes through the
+    consumer's own path (inbox claim, handler, retries) in a transaction of its own; one that fails again stays
+    a dead letter (its inbox row claimed again, so a redelivery does not slip past it).
+    """
     from django.utils import timezone
 
     from common.consumers.models import InboxMessage
 
-    count = 0
-    with transaction.atomic():
-        for letter in letters:
-            headers = [tuple(h) for h in letter.headers if not str(h[0]).startswith("dlq_")]
-            enqueue_raw(
-                topic=letter.topic,
-                key=letter.key and bytes(letter.key),
-                payload=bytes(letter.value or b""),
-                headers=headers,
-            )
-            if letter.event_id:
-                InboxMessage.objects.filter(consumer=letter.consumer, event_id=letter.event_id).delete()
+    specs = consumer_specs() if specs is None else specs
+    handled = 0
+    for letter in letters:
+        spec = specs.get(letter.consumer)
+        if spec is None:
+            logger.warning("dead letter of an unknown consumer kept", extra={"consumer": letter.consumer})
+            continue
+        runner = ConsumerRunner(spec)
+        item = runner._parse(_StoredMessage(letter))
+        if item is None or item.error is not None:
+            continue  # malformed, or a type the consumer no longer reads: nothing to hand back
+        if letter.event_id:
+            InboxMessage.objects.filter(consumer=letter.consumer, event_id=letter.event_id).delete()
+        if runner._handle_alone(item):
             letter.replayed_at = timezone.now()
             letter.save(update_fields=["replayed_at"])
-            count += 1
-    return count
+            handled += 1
+    return handled

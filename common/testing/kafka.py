@@ -1,4 +1,8 @@
-"""Reading and writing real topics in tests, by logical name: the run's namespace is applied here."""
+"""Reading and writing real topics in tests, by logical name: the run's namespace is applied here.
+
+The tests' own clients act as the broker's admin (they play any service's part: publish its events, read its
+topics); the code under test runs as its service's principal.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,14 @@ import time
 import uuid
 
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import NewTopic
 
 from common import namespace
+from common.kafka import ADMIN, admin_client, client_config
 
 
 def create_topics(bootstrap: str, *names: str, partitions: int = 3) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = admin_client(bootstrap)
     for future in admin.create_topics(
         [NewTopic(namespace.topic(n), num_partitions=partitions, replication_factor=1) for n in names]
     ).values():
@@ -20,13 +25,13 @@ def create_topics(bootstrap: str, *names: str, partitions: int = 3) -> None:
 
 
 def delete_topics(bootstrap: str, *names: str) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = admin_client(bootstrap)
     for future in admin.delete_topics([namespace.topic(n) for n in names]).values():
         future.result(timeout=30)
 
 
 def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes | None]]) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all"})
+    producer = Producer(client_config(bootstrap, principal=ADMIN, **{"enable.idempotence": True, "acks": "all"}))
     for key, value in messages:
         producer.produce(namespace.topic(topic), key=key, value=value)
     assert producer.flush(30) == 0, "messages were not delivered within 30s"
@@ -36,7 +41,7 @@ def read_topic(bootstrap: str, topic: str, *, expected: int, timeout: float = 30
     """Every message on the topic from the beginning, waiting until at least `expected` arrived."""
     consumer = Consumer(
         {
-            "bootstrap.servers": bootstrap,
+            **admin_config(bootstrap),
             "group.id": namespace.group(f"test-reader-{uuid.uuid4().hex}"),
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
@@ -64,7 +69,7 @@ def read_topic(bootstrap: str, topic: str, *, expected: int, timeout: float = 30
 def _reader(bootstrap: str) -> Consumer:
     return Consumer(
         {
-            "bootstrap.servers": bootstrap,
+            **admin_config(bootstrap),
             "group.id": namespace.group(f"test-reader-{uuid.uuid4().hex}"),
             "enable.auto.commit": False,
         }
@@ -105,3 +110,8 @@ def read_since(
         consumer.close()
     assert not pending, f"partitions {pending} of {topic} were not read to their end within {timeout}s"
     return received
+
+
+def admin_config(bootstrap: str) -> dict[str, object]:
+    """A test client's base configuration: the broker's admin."""
+    return client_config(bootstrap, principal=ADMIN)

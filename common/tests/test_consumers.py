@@ -14,7 +14,7 @@ from common.consumers.models import DeadLetter, InboxMessage
 from common.events import Envelope
 from common.outbox import relay
 from common.outbox.services import publish
-from common.testing.kafka import produce, read_topic
+from common.testing.kafka import admin_config, end_offsets, produce, read_topic
 from common.tests import handlers
 from common.tests.handlers import effects_spec
 from common.tests.models import Effect
@@ -116,19 +116,28 @@ def test_unknown_event_types_are_skipped(kafka_bootstrap, kafka_topic):
     assert DeadLetter.objects.count() == 0
 
 
-def test_a_replayed_dead_letter_goes_back_on_its_topic_and_is_handled_again(kafka_bootstrap, kafka_topic):
-    flaky = _event("test.flaky", 9, fail_times=2)
+def test_a_replayed_dead_letter_is_handled_again_by_its_own_consumer_only(kafka_bootstrap, kafka_topic):
+    flaky = _event("test.flaky", 9, fail_times=3)
     _send(kafka_bootstrap, kafka_topic, flaky)
-    _run(kafka_topic, expect=1, max_attempts=1)  # gives up after one failure
+    _run(kafka_topic, expect=1, max_attempts=1)  # the batch fails, then the message alone: dead-lettered
     assert Effect.objects.count() == 0 and DeadLetter.objects.count() == 1
+    assert handlers.attempts[flaky.id] == 2
+    end = end_offsets(kafka_bootstrap, kafka_topic)
+    specs = {"effects": effects_spec(kafka_topic, max_attempts=1)}
 
-    assert replay_dead_letters(DeadLetter.objects.all()) == 1
-    relay.relay_pending()
+    # Still failing: it stays a dead letter, and its inbox row is claimed again (a redelivery is skipped).
+    assert replay_dead_letters(DeadLetter.objects.all(), specs=specs) == 0
+    assert DeadLetter.objects.get().replayed_at is None
+    assert InboxMessage.objects.filter(consumer="effects", event_id=flaky.id).exists()
+
     handlers.attempts[flaky.id] = 5  # the cause of the failure is fixed
-    _run(kafka_topic, expect=2, max_attempts=1)
+    assert replay_dead_letters(DeadLetter.objects.all(), specs=specs) == 1
 
     assert Effect.objects.filter(event_id=flaky.id).count() == 1
     assert DeadLetter.objects.get().replayed_at is not None
+    # Handed to its consumer, not put back on the topic: the other groups reading it never see it twice.
+    assert end_offsets(kafka_bootstrap, kafka_topic) == end
+    assert replay_dead_letters(DeadLetter.objects.filter(replayed_at__isnull=True), specs=specs) == 0
 
 
 def test_a_handler_may_publish_and_its_event_carries_the_chain(kafka_bootstrap, kafka_topic):
@@ -150,7 +159,7 @@ def test_a_handler_may_publish_and_its_event_carries_the_chain(kafka_bootstrap, 
 
 
 def _committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": namespace.group(group)})
+    consumer = Consumer({**admin_config(bootstrap), "group.id": namespace.group(group)})
     try:
         parts = consumer.committed([TopicPartition(namespace.topic(topic), p) for p in range(3)], timeout=10)
         return {tp.partition: max(tp.offset, 0) for tp in parts}
@@ -159,7 +168,7 @@ def _committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
 
 
 def _rewind(bootstrap: str, group: str, topic: str) -> None:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": namespace.group(group)})
+    consumer = Consumer({**admin_config(bootstrap), "group.id": namespace.group(group)})
     try:
         consumer.commit(offsets=[TopicPartition(namespace.topic(topic), p, 0) for p in range(3)], asynchronous=False)
     finally:

@@ -5,7 +5,7 @@ import uuid
 from confluent_kafka import Consumer, Producer
 
 from common import namespace
-from common.kafka import producer_config
+from common.kafka import admin_client, client_config, producer_config
 
 
 def test_a_message_produced_to_the_broker_is_consumed_back(kafka_bootstrap, kafka_topic):
@@ -20,8 +20,8 @@ def test_a_message_produced_to_the_broker_is_consumed_back(kafka_bootstrap, kafk
 
     consumer = Consumer(
         {
-            "bootstrap.servers": kafka_bootstrap,
-            "group.id": namespace.group(f"roundtrip-{uuid.uuid4().hex}"),
+            **client_config(kafka_bootstrap),  # as this project's principal: a scratch topic of its run
+            "group.id": namespace.group(f"platform_common.roundtrip-{uuid.uuid4().hex}"),
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
         }
@@ -42,11 +42,9 @@ def test_a_message_produced_to_the_broker_is_consumed_back(kafka_bootstrap, kafk
 
 
 def test_every_platform_topic_exists_in_the_runs_namespace(kafka_bootstrap):
-    from confluent_kafka.admin import AdminClient
-
     from common.topics import all_topics
 
-    existing = AdminClient({"bootstrap.servers": kafka_bootstrap}).list_topics(timeout=10).topics
+    existing = admin_client(kafka_bootstrap).list_topics(timeout=10).topics
 
     assert {namespace.topic(t) for t in all_topics()} <= set(existing)
     assert len(existing[namespace.topic("order-events")].partitions) >= 3

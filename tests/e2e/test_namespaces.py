@@ -243,14 +243,14 @@ def test_sigterm_stops_the_e2e_harness_and_every_process_it_started(tmp_path):
 
 
 def test_the_next_run_sweeps_what_a_killed_run_left():
-    from confluent_kafka.admin import AdminClient
+    from common.kafka import admin_client
 
     owner = subprocess.Popen(["sleep", "300"])
     ns = namespaces.create("dead", owner_pid=owner.pid)
     left = subprocess.Popen(["sleep", "300"], env={**os.environ, namespace.ENV: ns.name}, start_new_session=True)
     client = redis.Redis(host="127.0.0.1", port=infra.REDIS_PORT)
     client.set(f"{namespace.redis_prefix(ns.name)}celery-task-meta-x", b"1")
-    admin = AdminClient({"bootstrap.servers": KAFKA})
+    admin = admin_client(KAFKA)
 
     def leftovers() -> dict[str, object]:
         return {

@@ -17,6 +17,7 @@ from common import namespace
 from common.consumers.base import ConsumerRunner, PermanentError
 from common.consumers.models import DeadLetter
 from common.events import Envelope
+from common.kafka import ADMIN, producer_config
 from common.outbox.models import OutboxMessage
 from common.testing.kafka import produce
 from orders.handlers import CONSUMERS, handle_balance_events, saga_replies_spec
@@ -236,7 +237,7 @@ def test_a_batch_of_duplicates_poison_and_valid_replies_through_the_consumer(kaf
         _reserved(compensated),  # a late reservation: released
         unstorable,
     ]
-    producer = Producer({"bootstrap.servers": kafka_bootstrap, "enable.idempotence": True, "acks": "all"})
+    producer = Producer(producer_config(kafka_bootstrap, principal=ADMIN))  # plays portfolio_svc's part
     for envelope in messages:
         producer.produce(namespace.topic(kafka_topic), key=envelope.subject.encode(), value=envelope.to_json())
     producer.produce(

@@ -17,6 +17,7 @@ from django.conf import settings
 from common import namespace
 from common.consumers.base import ConsumerRunner
 from common.consumers.models import DeadLetter
+from common.kafka import ADMIN, producer_config
 from common.outbox.models import OutboxMessage
 from common.testing.kafka import produce
 from common.testing.outbox import published
@@ -38,7 +39,7 @@ UNREAD = ("order.created", "order.accepted")
 
 
 def _produce_with_headers(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes, list]]) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all"})
+    producer = Producer(producer_config(bootstrap, principal=ADMIN))  # plays order_svc's part
     for key, value, headers in messages:
         producer.produce(namespace.topic(topic), key=key, value=value, headers=headers)
     assert producer.flush(30) == 0
