@@ -93,6 +93,8 @@ def infra_env() -> dict[str, str]:
         "REDIS_URL": f"redis://127.0.0.1:{infra.REDIS_PORT}/0",
         "PYTHONUNBUFFERED": "1",
         "JWT_PUBLIC_KEY_FILE": str(JWT_DIR / "public.pem"),
+        # Every key a live token may be signed with, by kid (common.jwt_keys; a rotation rewrites it).
+        "JWT_JWKS_FILE": str(JWT_DIR / "jwks.json"),
         "ETCD_URL": f"http://127.0.0.1:{infra.ETCD_PORT}",
         "ZIPKIN_ENDPOINT": f"http://127.0.0.1:{infra.ZIPKIN_PORT}/api/v2/spans",
     }
@@ -154,14 +156,17 @@ def infra_status() -> None:
 # --- manage.py everywhere -------------------------------------------------------------------------
 
 
-def run_everywhere(args: list[str], *, only: list[str] | None = None, quiet: bool = False) -> None:
+def run_everywhere(
+    args: list[str], *, only: list[str] | None = None, quiet: bool = False, env: dict[str, str] | None = None
+) -> None:
+    """`env`: more variables for the command (a password goes there, never into `args`)."""
     for svc in only or SERVICES:
         if not quiet:
             print(f"[run] {svc}: manage.py {' '.join(args)}", flush=True)
         result = subprocess.run(
             [str(PY), "manage.py", *args],
             cwd=ROOT / svc,
-            env={**os.environ, **service_env(svc)},
+            env={**os.environ, **service_env(svc), **(env or {})},
             check=False,
             capture_output=quiet,
             text=True,
@@ -295,19 +300,40 @@ def _shell_quote(value: str) -> str:
     return shlex.quote(value)
 
 
-def demo_credentials() -> dict[str, str]:
-    path = infra.RUN / "demo-credentials.json"
+def demo_credentials_path() -> Path:
+    return infra.RUN / "demo-credentials.json"
+
+
+def demo_credentials() -> tuple[dict[str, str], bool]:
+    """The operator's and the demo user's logins, and whether they were made just now (the only time they are
+    printed). Kept in a file of mode 0600 from the start, so they stay the same from one `up` to the next."""
+    path = demo_credentials_path()
     if path.exists():
-        return json.loads(path.read_text())
+        return json.loads(path.read_text()), False
     creds = {
         "operator_email": "operator@example.com",
         "operator_password": secrets.token_urlsafe(12),
         "demo_email": "demo@example.com",
         "demo_password": f"Demo-{secrets.token_urlsafe(9)}",
     }
-    path.write_text(json.dumps(creds, indent=2))
-    path.chmod(0o600)
-    return creds
+    infra.credentials.write_private(path, json.dumps(creds, indent=2) + "\n")
+    return creds, True
+
+
+def ensure_logins(creds: dict[str, str]) -> None:
+    """The operator in every service's admin and the demo user in user_svc; passwords through the environment."""
+    run_everywhere(
+        ["ensure_operator", "--email", creds["operator_email"]],
+        quiet=True,
+        env={"OPERATOR_PASSWORD": creds["operator_password"]},
+    )
+    if "demo_email" in creds:  # registered through user_svc, so its portfolio follows through user-events
+        run_everywhere(
+            ["ensure_demo_user", "--email", creds["demo_email"]],
+            only=["user_svc"],
+            quiet=True,
+            env={"DEMO_USER_PASSWORD": creds["demo_password"]},
+        )
 
 
 def wait_ready(urls: dict[str, str], timeout: float) -> dict[str, int]:
@@ -334,21 +360,12 @@ def up(args: argparse.Namespace) -> int:
     (infra.RUN / "celery").mkdir(parents=True, exist_ok=True)
     print("[up] migrating every service...", flush=True)
     run_everywhere(["migrate", "--noinput"], quiet=True)
-    creds = demo_credentials()
-    run_everywhere(
-        ["ensure_operator", "--email", creds["operator_email"], "--password", creds["operator_password"]],
-        quiet=True,
-    )
+    creds, new_creds = demo_credentials()
+    ensure_logins(creds)
     ports = {svc: [port] for svc, port in WEB_PORTS.items()}
     for svc, count in (args.scale or {}).items():
         # extra instances take ports from 8101, 8201, ... upwards: svc index + 100 x instance number
         ports[svc] = [WEB_PORTS[svc] + 100 * i for i in range(count)]
-    if "demo_email" in creds:  # registered through user_svc, so its portfolio follows through user-events
-        run_everywhere(
-            ["ensure_demo_user", "--email", creds["demo_email"], "--password", creds["demo_password"]],
-            only=["user_svc"],
-            quiet=True,
-        )
     table = process_table(ports=ports, consumers=args.consumers)
     procfile = infra.RUN / "Procfile"
     write_procfile(table, procfile)
@@ -367,9 +384,13 @@ def up(args: argparse.Namespace) -> int:
         for svc, port in WEB_PORTS.items():
             base = f"http://127.0.0.1:{port}"
             print(f"  {svc:16} {base + '/api/':32} {base + '/admin/':34} {statuses[svc] or 'NOT READY'}")
-        print(f"  operator login (every admin): {creds['operator_email']} / {creds['operator_password']}")
-        if "demo_email" in creds:
-            print(f"  demo user (API, via POST /api/auth/login): {creds['demo_email']} / {creds['demo_password']}")
+        if new_creds:  # printed once; afterwards the file (mode 0600) is where they are
+            print(f"  operator login (every admin): {creds['operator_email']} / {creds['operator_password']}")
+            if "demo_email" in creds:
+                print(f"  demo user (API, via POST /api/auth/login): {creds['demo_email']} / {creds['demo_password']}")
+            print(f"  (shown this once; kept in {demo_credentials_path()})")
+        else:
+            print(f"  operator and demo user logins: in {demo_credentials_path()} (readable by you only)")
         print(f"  started in {time.monotonic() - started:.1f}s\n", flush=True)
         return honcho.wait()
     except KeyboardInterrupt:

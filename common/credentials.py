@@ -57,12 +57,18 @@ def ensure(kind: str, name: str, *, nbytes: int = 24) -> str:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(folder, 0o700)
     value = secrets.token_urlsafe(nbytes)
+    # Written whole under a private name, then linked into place: a process that starts at the same moment
+    # (every process of a service reads its SECRET_KEY at start) sees no file or the whole value, never half.
+    temp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(value + "\n")
+        os.link(temp, target)
     except FileExistsError:  # another process made it first: use theirs
         return target.read_text().strip()
-    with os.fdopen(fd, "w") as handle:
-        handle.write(value + "\n")
+    finally:
+        temp.unlink(missing_ok=True)
     return value
 
 

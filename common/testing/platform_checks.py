@@ -149,3 +149,10 @@ def test_the_admin_is_for_staff_only_even_signed_in(client):
     response = client.get("/admin/")
 
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_the_service_runs_with_its_own_secret_key_from_the_run_folder(settings):
+    from common import credentials
+
+    # Local mode: .run/secrets/django/<service>, one per service (not one key in the code for all of them).
+    assert credentials.read("django", settings.SERVICE_NAME) == settings.SECRET_KEY

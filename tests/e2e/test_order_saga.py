@@ -18,12 +18,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-import jwt
 import psycopg2
 import pytest
 
 from common.events import Envelope
-from common.testing.auth import private_key_pem
+from common.testing.auth import sign
 from common.testing.http import http
 from common.testing.kafka import produce
 from tests.e2e.conftest import ROOT, RunningProcess, free_port, manage_all, wait_http
@@ -127,7 +126,7 @@ def _auth(user_id: uuid.UUID) -> dict[str, str]:
         "iss": "paper-trading/user_svc",
         "aud": "paper-trading",
     }
-    return {"Authorization": f"Bearer {jwt.encode(claims, private_key_pem(), algorithm='RS256')}"}
+    return {"Authorization": f"Bearer {sign(claims)}"}
 
 
 class Trader:

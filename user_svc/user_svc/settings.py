@@ -3,7 +3,7 @@
 from datetime import timedelta
 from pathlib import Path
 
-from common.settings import env, read_pem_key, service_settings
+from common.settings import env, pem_key_file, read_pem_key, service_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -13,10 +13,14 @@ _shared = service_settings(
 globals().update(_shared)
 AUTH_USER_MODEL = "users.User"
 
-# The signing key only user_svc holds; local mode falls back to the pair `manage_all.py infra up` made.
-JWT_PRIVATE_KEY = read_pem_key(
-    "JWT_PRIVATE_KEY", BASE_DIR, "private.pem" if _shared["PLATFORM_ENV"] == "local" else None
-)
+# The signing key only user_svc holds; local mode falls back to the pair `manage_all.py infra up` made. Kept in a
+# file, it is re-read when the file changes (`manage.py rotate_jwt_key` replaces it: users.keys).
+_local_key = "private.pem" if _shared["PLATFORM_ENV"] == "local" else None
+JWT_PRIVATE_KEY = read_pem_key("JWT_PRIVATE_KEY", _local_key)
+JWT_PRIVATE_KEY_FILE = pem_key_file("JWT_PRIVATE_KEY", _local_key)
+# A rotated-out key stays trusted this much longer than the longest token lifetime and the leeway: tokens being
+# signed by a process that has not seen the rotation yet.
+JWT_ROTATION_MARGIN_S = 60
 
 # simplejwt issues exactly what common.auth verifies in every service: RS256, sub = user id, iss, aud,
 # token_type. users.tokens adds the key id (the JWKS thumbprint) to the header.

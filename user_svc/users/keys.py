@@ -1,11 +1,16 @@
-"""The signing key of user_svc and its public half as a JWK set (what /.well-known/jwks.json serves)."""
+"""The signing key of user_svc and the JWK set of every key still trusted (what /.well-known/jwks.json serves).
+
+The signing key is read from settings.JWT_PRIVATE_KEY_FILE again whenever that file changes, so every process
+signs with the new key as soon as `manage.py rotate_jwt_key` (common.jwt_keys.rotate) has replaced it; without a
+file, settings.JWT_PRIVATE_KEY is the one key.
+"""
 
 from __future__ import annotations
 
-import base64
 import functools
-import hashlib
-import json
+import os
+import threading
+from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
@@ -13,18 +18,36 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-ALGORITHM = "RS256"
+from common import jwt_keys
+
+ALGORITHM = jwt_keys.ALGORITHM
+
+_lock = threading.Lock()
+_from_file: dict[str, tuple[tuple[int, int, int], RSAPrivateKey]] = {}  # path -> (its stat stamp, the key)
 
 
 @functools.lru_cache(maxsize=4)
-def _load_private(pem: str) -> RSAPrivateKey:
-    key = load_pem_private_key(pem.encode(), password=None)
+def _load_private(pem: str | bytes) -> RSAPrivateKey:
+    key = load_pem_private_key(pem.encode() if isinstance(pem, str) else pem, password=None)
     if not isinstance(key, RSAPrivateKey):
         raise ImproperlyConfigured("JWT_PRIVATE_KEY must be an RSA private key (tokens are RS256)")
     return key
 
 
 def private_key() -> RSAPrivateKey:
+    """The key user_svc signs with now."""
+    if path := settings.JWT_PRIVATE_KEY_FILE:
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            pass
+        else:
+            stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+            cached = _from_file.get(path)
+            if cached is None or cached[0] != stamp:
+                with _lock:
+                    _from_file[path] = cached = (stamp, _load_private(Path(path).read_bytes()))
+            return cached[1]
     pem = settings.JWT_PRIVATE_KEY
     if not pem:
         raise ImproperlyConfigured(
@@ -39,22 +62,12 @@ def public_key() -> RSAPublicKey:
     return private_key().public_key()
 
 
-def _b64url(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=8)
 def _jwk_of(public_numbers: tuple[int, int]) -> dict[str, Any]:
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicNumbers
+
     e, n = public_numbers
-    jwk = {
-        "kty": "RSA",
-        "e": _b64url(e.to_bytes((e.bit_length() + 7) // 8, "big")),
-        "n": _b64url(n.to_bytes((n.bit_length() + 7) // 8, "big")),
-    }
-    # RFC 7638 thumbprint: SHA-256 of the required members in lexical order, no whitespace.
-    canonical = json.dumps({k: jwk[k] for k in ("e", "kty", "n")}, separators=(",", ":"), sort_keys=True)
-    kid = _b64url(hashlib.sha256(canonical.encode()).digest())
-    return {**jwk, "kid": kid, "use": "sig", "alg": ALGORITHM}
+    return jwt_keys.jwk_of(RSAPublicNumbers(e, n).public_key())
 
 
 def public_jwk() -> dict[str, Any]:
@@ -62,9 +75,25 @@ def public_jwk() -> dict[str, Any]:
     return dict(_jwk_of((numbers.e, numbers.n)))
 
 
+def signing_key() -> tuple[RSAPrivateKey, str]:
+    """The key to sign with and its kid, read together (a rotation in between cannot pair one with the other)."""
+    key = private_key()
+    numbers = key.public_key().public_numbers()
+    return key, _jwk_of((numbers.e, numbers.n))["kid"]
+
+
 def key_id() -> str:
     return public_jwk()["kid"]
 
 
 def jwks() -> dict[str, list[dict[str, Any]]]:
-    return {"keys": [public_jwk()]}
+    """The signing key first, then every other key of the JWK set file that is still live."""
+    current = public_jwk()
+    keys = [current]
+    if settings.JWT_JWKS_FILE:
+        try:
+            stored = jwt_keys.read_jwks(Path(settings.JWT_JWKS_FILE))
+        except FileNotFoundError:
+            stored = []
+        keys += [jwt_keys.public_jwk(k) for k in stored if k["kid"] != current["kid"] and jwt_keys.is_live(k)]
+    return {"keys": keys}

@@ -14,34 +14,44 @@ from typing import Any
 
 import jwt
 from django.conf import settings
+from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.backends import TokenBackend
+from rest_framework_simplejwt.exceptions import TokenBackendError
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken, Token
 from rest_framework_simplejwt.utils import datetime_from_epoch
 
+from common import auth
 from users import keys
 
 FAMILY_CLAIM = "fam"
 
 
 class SigningBackend(TokenBackend):
-    """simplejwt's backend with the key pair from users.keys and a `kid` header."""
+    """simplejwt's backend: signs with the current key of users.keys under its `kid`, and verifies (refresh tokens)
+    by `kid` with the keys every service trusts (common.auth), so a rotated-out key's tokens stay valid until they
+    expire; the same clock leeway as the verifiers."""
 
     def __init__(self) -> None:
-        super().__init__(keys.ALGORITHM, audience=settings.JWT_AUDIENCE, issuer=settings.JWT_ISSUER)
+        super().__init__(
+            keys.ALGORITHM, audience=settings.JWT_AUDIENCE, issuer=settings.JWT_ISSUER, leeway=settings.JWT_LEEWAY_S
+        )
 
     @property
     def prepared_signing_key(self) -> Any:
         return keys.private_key()
 
-    @property
-    def prepared_verifying_key(self) -> Any:
-        return keys.public_key()
+    def get_verifying_key(self, token: Any) -> Any:
+        try:
+            return auth.verifying_key(auth.token_key_id(str(token)))
+        except AuthenticationFailed as exc:
+            raise TokenBackendError(str(exc.detail)) from None
 
     def encode(self, payload: dict[str, Any]) -> str:
         claims = {**payload, "aud": self.audience, "iss": self.issuer}
-        return jwt.encode(claims, keys.private_key(), algorithm=keys.ALGORITHM, headers={"kid": keys.key_id()})
+        key, kid = keys.signing_key()
+        return jwt.encode(claims, key, algorithm=keys.ALGORITHM, headers={"kid": kid})
 
 
 def _lifetime(name: str) -> timedelta:

@@ -24,7 +24,7 @@ from rest_framework.test import APIRequestFactory
 from rest_framework.views import APIView
 
 from common.auth import JWTAuthentication
-from common.testing.auth import mint_access_token, private_key_pem
+from common.testing.auth import key_id, mint_access_token, private_key_pem, sign
 
 USER_ID = uuid.UUID("5f0c2a58-3f1e-4d0b-9a59-0d6f0c1d2e3f")
 
@@ -64,7 +64,11 @@ def claims(**overrides) -> dict:
 
 
 def signed(payload: dict) -> str:
-    return jwt.encode(payload, private_key_pem(), algorithm="RS256")
+    return sign(payload)
+
+
+def kid() -> str:
+    return key_id(private_key_pem())
 
 
 def test_the_service_authenticates_with_common_auth_by_default():
@@ -81,19 +85,20 @@ def test_a_valid_token_from_user_svc_passes_and_names_the_user():
 
 
 def _alg_none() -> str:
-    return f"{segment({'alg': 'none', 'typ': 'JWT'})}.{segment(claims())}."
+    return f"{segment({'alg': 'none', 'typ': 'JWT', 'kid': kid()})}.{segment(claims())}."
 
 
 def _hs256_with_the_public_key() -> str:
     # Algorithm confusion: an HMAC "signature" keyed with the public key everyone can read.
-    signing_input = f"{segment({'alg': 'HS256', 'typ': 'JWT'})}.{segment(claims())}"
+    signing_input = f"{segment({'alg': 'HS256', 'typ': 'JWT', 'kid': kid()})}.{segment(claims())}"
     mac = hmac.new(settings.JWT_PUBLIC_KEY.encode(), signing_input.encode(), hashlib.sha256).digest()
     return f"{signing_input}.{b64url(mac)}"
 
 
 def _other_key() -> str:
+    # Signed with a stranger's key under the platform key's kid: the signature, not the kid, decides.
     stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return jwt.encode(claims(), stranger, algorithm="RS256")
+    return jwt.encode(claims(), stranger, algorithm="RS256", headers={"kid": kid()})
 
 
 def _tampered() -> str:
@@ -102,7 +107,12 @@ def _tampered() -> str:
 
 
 BAD_TOKENS = {
-    "expired": (lambda: mint_access_token(USER_ID, lifetime=timedelta(seconds=-5)), "token_expired"),
+    "expired": (lambda: mint_access_token(USER_ID, lifetime=timedelta(minutes=-5)), "token_expired"),
+    "no key id": (lambda: jwt.encode(claims(), private_key_pem(), algorithm="RS256"), "token_invalid"),
+    "unknown key id": (
+        lambda: jwt.encode(claims(), private_key_pem(), algorithm="RS256", headers={"kid": "not-a-platform-key"}),
+        "token_invalid",
+    ),
     "wrong signature": (_other_key, "token_invalid"),
     "alg none": (_alg_none, "token_invalid"),
     "hs256 with the public key": (_hs256_with_the_public_key, "token_invalid"),
@@ -141,7 +151,7 @@ def test_a_token_verified_once_is_refused_once_it_expires(monkeypatch):
     token = mint_access_token(USER_ID, lifetime=timedelta(seconds=30))
     assert call(f"Bearer {token}").status_code == 200
     assert call(f"Bearer {token}").status_code == 200  # from the cache of verified tokens
-    later = datetime.now(UTC).timestamp() + 31
+    later = datetime.now(UTC).timestamp() + 31 + settings.JWT_LEEWAY_S
     monkeypatch.setattr(common.auth.time, "time", lambda: later)
 
     response = call(f"Bearer {token}")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 
 import pytest
 from django.core.management import call_command
@@ -75,10 +77,11 @@ def test_user_events_and_accounts_cannot_be_added_edited_or_deleted_in_the_admin
     assert client.get("/admin/users/userevent/").status_code == 200
 
 
-def test_ensure_demo_user_registers_once_and_publishes_once_confirmed_and_without_mail(capsys, sent):
+def test_ensure_demo_user_registers_once_and_publishes_once_confirmed_and_without_mail(capsys, sent, monkeypatch):
+    monkeypatch.setenv("DEMO_USER_PASSWORD", "Demo-Trader-Pass-1")
     with sent() as mails:
-        call_command("ensure_demo_user", "--email", "Demo@Example.com", "--password", "Demo-Trader-Pass-1")
-        call_command("ensure_demo_user", "--email", "demo@example.com", "--password", "Demo-Trader-Pass-1")
+        call_command("ensure_demo_user", "--email", "Demo@Example.com")
+        call_command("ensure_demo_user", "--email", "demo@example.com")
 
     user = User.objects.get()
     assert (user.email, user.display_name) == ("demo@example.com", "Demo trader")
@@ -90,9 +93,32 @@ def test_ensure_demo_user_registers_once_and_publishes_once_confirmed_and_withou
     assert "registered demo user demo@example.com" in out and "exists; left unchanged" in out
 
 
-def test_ensure_demo_user_refuses_a_weak_password_and_writes_nothing():
+def test_ensure_demo_user_refuses_a_weak_password_and_writes_nothing(monkeypatch):
+    monkeypatch.setenv("DEMO_USER_PASSWORD", "password")
     with pytest.raises(CommandError, match="too common"):
-        call_command("ensure_demo_user", "--email", "demo@example.com", "--password", "password")
+        call_command("ensure_demo_user", "--email", "demo@example.com")
+
+    assert User.objects.count() == 0
+    assert OutboxMessage.objects.count() == 0
+
+
+def test_ensure_demo_user_reads_the_password_from_stdin(monkeypatch):
+    monkeypatch.delenv("DEMO_USER_PASSWORD", raising=False)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("Demo-From-Stdin-7\n"))
+
+    call_command("ensure_demo_user", "--email", "demo@example.com", "--password-stdin", stdout=io.StringIO())
+
+    assert User.objects.get().check_password("Demo-From-Stdin-7")
+
+
+def test_ensure_demo_user_refuses_a_password_on_the_command_line_and_writes_nothing(monkeypatch):
+    monkeypatch.setenv("DEMO_USER_PASSWORD", "Demo-Trader-Pass-1")
+
+    with pytest.raises(CommandError, match="a password on a command line shows in the process list"):
+        call_command("ensure_demo_user", "--email", "demo@example.com", "--password", "Demo-On-Argv-8")
+    monkeypatch.delenv("DEMO_USER_PASSWORD")
+    with pytest.raises(CommandError, match="no password in the environment variable DEMO_USER_PASSWORD"):
+        call_command("ensure_demo_user", "--email", "demo@example.com")
 
     assert User.objects.count() == 0
     assert OutboxMessage.objects.count() == 0
