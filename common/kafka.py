@@ -149,43 +149,16 @@ def acl_bindings(ns: str) -> list[AclBinding]:
             bindings.append(AclBinding(kind, name, pattern, f"User:{principal}", "*", op, AclPermissionType.ALLOW))
 
     literal, prefixed = ResourcePatternType.LITERAL, ResourcePatternType.PREFIXED
+    write, read, describe = AclOperation.WRITE, AclOperation.READ, AclOperation.DESCRIBE
     for principal in PRINCIPALS:
-        for topic in topics.produces(principal):
-            allow(
-                ResourceType.TOPIC,
-                literal,
-                namespace.topic(topic, ns),
-                principal,
-                AclOperation.WRITE,
-                AclOperation.DESCRIBE,
-            )
-        for topic in topics.consumes(principal):
-            allow(
-                ResourceType.TOPIC,
-                literal,
-                namespace.topic(topic, ns),
-                principal,
-                AclOperation.READ,
-                AclOperation.DESCRIBE,
-            )
-        for prefix in topics.SCRATCH_PREFIXES:
-            allow(
-                ResourceType.TOPIC,
-                prefixed,
-                namespace.topic(prefix, ns),
-                principal,
-                AclOperation.READ,
-                AclOperation.WRITE,
-                AclOperation.DESCRIBE,
-            )
-        allow(
-            ResourceType.GROUP,
-            prefixed,
-            namespace.group(f"{principal}.", ns),
-            principal,
-            AclOperation.READ,
-            AclOperation.DESCRIBE,
-        )
+        grants = [
+            *((ResourceType.TOPIC, literal, t, (write, describe)) for t in topics.produces(principal)),
+            *((ResourceType.TOPIC, literal, t, (read, describe)) for t in topics.consumes(principal)),
+            *((ResourceType.TOPIC, prefixed, p, (read, write, describe)) for p in topics.SCRATCH_PREFIXES),
+        ]
+        for kind, pattern, topic, ops in grants:
+            allow(kind, pattern, namespace.topic(topic, ns), principal, *ops)
+        allow(ResourceType.GROUP, prefixed, namespace.group(f"{principal}.", ns), principal, read, describe)
     return bindings
 
 

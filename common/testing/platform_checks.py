@@ -156,3 +156,14 @@ def test_the_service_runs_with_its_own_secret_key_from_the_run_folder(settings):
 
     # Local mode: .run/secrets/django/<service>, one per service (not one key in the code for all of them).
     assert credentials.read("django", settings.SERVICE_NAME) == settings.SECRET_KEY
+
+
+def test_the_consumers_read_exactly_the_topics_the_brokers_acls_let_this_service_read(settings):
+    """The ACLs come from common/topics.py's table: a consumer of a topic missing there could never read it, and a
+    topic there with no consumer is a grant nobody uses."""
+    from common import topics
+    from common.consumers.base import consumer_specs
+
+    read = {t for spec in consumer_specs().values() for t in spec.topics}
+    assert read == set(topics.consumes(settings.SERVICE_NAME))
+    assert settings.KAFKA_SECURITY["sasl.username"] == settings.SERVICE_NAME
