@@ -23,3 +23,8 @@ SPECTACULAR_SETTINGS = {
 PLATFORM_CONSUMERS = "candles.handlers.CONSUMERS"
 MARKET_DATA_TOPIC = env.str("MARKET_DATA_TOPIC", default="market-data")
 CANDLES_CONSUMER_NAME = env.str("CANDLES_CONSUMER_NAME", default="candles")
+
+CELERY_BEAT_SCHEDULE = {
+    **_shared["CELERY_BEAT_SCHEDULE"],
+    "market-trades-purge": {"task": "candles.tasks.purge_market_trades", "schedule": 300.0},
+}

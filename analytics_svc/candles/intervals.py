@@ -1,4 +1,5 @@
-"""The candle intervals: their names (Binance's), lengths and bucket alignment on UTC epoch multiples."""
+"""The candle intervals: the stored ones (names, lengths, bucket alignment on UTC epoch multiples, what each is
+rolled up from), and every interval Binance's klines take, with how its buckets are laid out."""
 
 from __future__ import annotations
 
@@ -35,6 +36,55 @@ INTERVALS: dict[str, Interval] = {
     )
 }
 ROLLUPS = [i for i in INTERVALS.values() if i.child is not None]
+
+DAY_MS = 24 * 60 * MINUTE_MS
+
+
+@dataclass(frozen=True)
+class KlineInterval:
+    """An interval a klines request may name. Buckets open at origin + k * ms in the request's time zone (1w:
+    Mondays; 1s..3d: epoch multiples, so a 3d bucket starts every third day from 1970-01-01); 1M has no fixed
+    length (ms None): its buckets are calendar months."""
+
+    name: str
+    ms: int | None
+    origin_ms: int = 0
+
+    @property
+    def stored(self) -> Interval | None:
+        return INTERVALS.get(self.name)
+
+
+KLINE_INTERVALS: dict[str, KlineInterval] = {
+    k.name: k
+    for k in (
+        KlineInterval("1s", 1000),
+        KlineInterval("1m", MINUTE_MS),
+        KlineInterval("3m", 3 * MINUTE_MS),
+        KlineInterval("5m", 5 * MINUTE_MS),
+        KlineInterval("15m", 15 * MINUTE_MS),
+        KlineInterval("30m", 30 * MINUTE_MS),
+        KlineInterval("1h", 60 * MINUTE_MS),
+        KlineInterval("2h", 2 * 60 * MINUTE_MS),
+        KlineInterval("4h", 4 * 60 * MINUTE_MS),
+        KlineInterval("6h", 6 * 60 * MINUTE_MS),
+        KlineInterval("8h", 8 * 60 * MINUTE_MS),
+        KlineInterval("12h", 12 * 60 * MINUTE_MS),
+        KlineInterval("1d", DAY_MS),
+        KlineInterval("3d", 3 * DAY_MS),
+        KlineInterval("1w", 7 * DAY_MS, origin_ms=4 * DAY_MS),  # 1970-01-05, the first Monday
+        KlineInterval("1M", None),
+    )
+}
+
+
+def rollup_source(interval: KlineInterval, offset_ms: int) -> Interval:
+    """The coarsest stored interval whose candles tile `interval`'s buckets in a zone `offset_ms` from UTC."""
+    length = interval.ms or DAY_MS  # a month is whole days
+    for source in sorted(INTERVALS.values(), key=lambda i: i.ms, reverse=True):
+        if length % source.ms == 0 and (offset_ms - interval.origin_ms) % source.ms == 0:
+            return source
+    return INTERVALS["1m"]  # time zones are whole minutes
 
 
 # The last millisecond a datetime holds (9999-12-31T23:59:59.999Z). Clients send times as 64-bit longs, far

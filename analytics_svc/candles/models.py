@@ -151,3 +151,29 @@ class CandleRow(models.Model):
 
     def __str__(self) -> str:
         return f"{self.symbol} {self.interval} {self.open_time:%Y-%m-%d %H:%M}"
+
+
+class MarketTrade(models.Model):
+    """A trade of the market-data topic as it was folded, kept for a day and a bit: Binance's recent and aggregate
+    trades, the 24 hour ticker's first trade id and last quantity, the 5 minute average price and 1s klines."""
+
+    id = models.BigAutoField(primary_key=True)
+    symbol = models.CharField(max_length=20)
+    trade_id = models.BigIntegerField()
+    price = models.DecimalField(**AMOUNT)
+    qty = models.DecimalField(**AMOUNT)
+    quote_qty = models.DecimalField(**AMOUNT)
+    traded_at = models.DateTimeField()
+    is_buyer_maker = models.BooleanField()
+
+    class Meta:
+        db_table = "market_trades"
+        ordering = ["symbol", "trade_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["symbol", "trade_id"], name="market_trade_symbol_id"),
+            models.CheckConstraint(condition=Q(price__gt=0) & Q(qty__gte=0), name="market_trade_amounts"),
+        ]
+        indexes = [models.Index(fields=["symbol", "traded_at"], name="market_trade_symbol_time_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.symbol} #{self.trade_id} {self.qty} @ {self.price}"

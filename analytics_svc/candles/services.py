@@ -1,20 +1,25 @@
-"""Writes of the candles app: fold a batch of trades into 1m candles and roll them up, exactly once."""
+"""Writes of the candles app: fold a batch of trades into 1m candles and roll them up, exactly once; keep the
+trades themselves for a day and a bit (Binance's trade lists, tickers and average price read them)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 
 from django.db import connection, transaction
 
 from candles.intervals import INTERVALS, ROLLUPS, ms_to_datetime
 from candles.trades import Trade
+from common.bulk import delete_older_than
 
 logger = logging.getLogger(__name__)
 
 _MINUTE = INTERVALS["1m"]
+# The 24 hour ticker reads the first trade of its window, a minute more than a day ago at most.
+TRADES_KEPT = timedelta(hours=25)
 _SUMS = ("volume", "quote_volume", "trades", "taker_buy_volume", "taker_buy_quote_volume")
 
 
@@ -58,6 +63,7 @@ def trades_apply(*, trades: Iterable[Trade]) -> ApplyResult:
         marks = _lock_marks(cursor, sorted(by_symbol))
         folds: dict[tuple[str, int], _Fold] = {}
         cursor_rows = []
+        kept: list[Trade] = []
         for symbol, trades_by_id in by_symbol.items():
             mark = marks[symbol]
             fresh = [trades_by_id[i] for i in sorted(trades_by_id) if i > mark]
@@ -65,6 +71,7 @@ def trades_apply(*, trades: Iterable[Trade]) -> ApplyResult:
             if not fresh:
                 continue
             _fold(symbol, fresh, folds)
+            kept.extend(fresh)
             last = fresh[-1]
             result.applied += len(fresh)
             result.last_trade_ids[symbol] = last.trade_id
@@ -76,6 +83,7 @@ def trades_apply(*, trades: Iterable[Trade]) -> ApplyResult:
                 touched = {(symbol, interval.bucket(t)) for symbol, t in touched}
                 _rollup(cursor, interval.name, touched)
             _advance_marks(cursor, cursor_rows)
+            _keep_trades(cursor, kept)
         result.minutes = len(folds)
     if result.skipped:
         logger.info("redelivered trades skipped", extra={"skipped": result.skipped, "applied": result.applied})
@@ -172,6 +180,29 @@ def _rollup(cursor, interval: str, buckets: set[tuple[str, int]]) -> None:
         f"ON CONFLICT (symbol, open_time) DO UPDATE SET {updates}",
         {"span": spec.span, "symbols": list(symbols), "times": list(times)},
     )
+
+
+def _keep_trades(cursor, trades: list[Trade]) -> None:
+    """The batch's fresh trades, in one statement (only ids above the mark get here: no conflict to expect)."""
+    cursor.execute(
+        "INSERT INTO market_trades (symbol, trade_id, price, qty, quote_qty, traded_at, is_buyer_maker) "
+        "SELECT s, t, p, q, p * q, tt, m "
+        "FROM unnest(%s::text[], %s::bigint[], %s::numeric[], %s::numeric[], %s::timestamptz[], %s::bool[]) "
+        "AS u(s, t, p, q, tt, m) ON CONFLICT (symbol, trade_id) DO NOTHING",
+        [
+            [t.symbol for t in trades],
+            [t.trade_id for t in trades],
+            [t.price for t in trades],
+            [t.qty for t in trades],
+            [ms_to_datetime(t.time_ms) for t in trades],
+            [t.buyer_is_maker for t in trades],
+        ],
+    )
+
+
+def market_trades_purge(*, older_than: timedelta = TRADES_KEPT) -> int:
+    """Forget the trades no endpoint reads any more (beat, every few minutes); chunked, short transactions."""
+    return delete_older_than("market_trades", "traded_at", older_than=older_than)
 
 
 def _advance_marks(cursor, rows: list[tuple]) -> None:

@@ -7,8 +7,8 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from candles import selectors
-from candles.api.binance import SYMBOL_RE
 from candles.intervals import INTERVALS
+from common.binance import SYMBOL_RE
 
 
 @require_GET
