@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
-from django.db.models import Prefetch, QuerySet
+from django.db import connection
+from django.db.models import F, Max, Prefetch, Q, QuerySet, Sum
 
 from orders.filters import OrderNotFound
-from orders.models import Fill, LastTrade, Order, Symbol
+from orders.models import OPEN_STATUSES, Fill, LastTrade, Order, OrderEvent, OrderType, Side, Symbol, TimeInForce
 
 # The symbols this process has met: the catalogue never changes while it runs (an operator's change to a
 # symbol takes a restart). A name not listed is looked up again, so a pair seeded later needs no restart.
@@ -37,6 +40,64 @@ def symbols_cache_clear() -> None:
 
 def symbol_list() -> QuerySet[Symbol]:
     return Symbol.objects.filter(is_trading=True).order_by("symbol")
+
+
+def symbol_catalogue(*, symbols: list[str] | None = None, trading: bool | None = None) -> list[Symbol]:
+    """Every listed symbol, trading or not (Binance's exchangeInfo lists both), or these, or by status."""
+    qs = Symbol.objects.order_by("symbol")
+    if symbols is not None:
+        qs = qs.filter(symbol__in=symbols)
+    if trading is not None:
+        qs = qs.filter(is_trading=trading)
+    return list(qs)
+
+
+# The book: the platform's own resting orders. A LIMIT GTC order rests once accepted until it is filled or
+# cancelled; IOC and FOK orders never rest (they wait only for a crossing trade, then expire).
+RESTING = Q(type=OrderType.LIMIT, time_in_force=TimeInForce.GTC, status__in=OPEN_STATUSES)
+
+
+@dataclass(frozen=True)
+class Book:
+    last_update_id: int
+    bids: list[tuple[Decimal, Decimal]]  # (price, quantity left), best (highest) first
+    asks: list[tuple[Decimal, Decimal]]  # best (lowest) first
+
+
+def book_get(*, symbol: str, limit: int) -> Book:
+    """The resting orders of a symbol by price level, `limit` levels a side. The update id (the newest order event,
+    which every change of the book writes) is read first, so the levels are at least as new as it."""
+    last_id = OrderEvent.objects.aggregate(last=Max("id"))["last"] or 0
+    levels = (
+        Order.objects.filter(RESTING, symbol_id=symbol)
+        .values("price")
+        .annotate(qty=Sum(F("quantity") - F("executed_qty")))
+        .filter(qty__gt=0)
+    )
+    bids = levels.filter(side=Side.BUY).order_by("-price").values_list("price", "qty")[:limit]
+    asks = levels.filter(side=Side.SELL).order_by("price").values_list("price", "qty")[:limit]
+    return Book(last_id, list(bids), list(asks))
+
+
+@dataclass(frozen=True)
+class BestPrices:
+    symbol: str
+    bid: tuple[Decimal, Decimal] | None
+    ask: tuple[Decimal, Decimal] | None
+
+
+def best_prices_list(*, symbols: list[str]) -> list[BestPrices]:
+    """The best bid and ask level of each symbol (None: that side is empty), in one query."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT DISTINCT ON (symbol, side) symbol, side, price, sum(quantity - executed_qty) "
+            "FROM orders WHERE type = %s AND time_in_force = %s AND status = ANY(%s) AND symbol = ANY(%s) "
+            "GROUP BY symbol, side, price HAVING sum(quantity - executed_qty) > 0 "
+            "ORDER BY symbol, side, CASE WHEN side = %s THEN -price ELSE price END",
+            [OrderType.LIMIT.value, TimeInForce.GTC.value, [s.value for s in OPEN_STATUSES], symbols, Side.BUY.value],
+        )
+        best = {(symbol, side): (price, qty) for symbol, side, price, qty in cursor.fetchall()}
+    return [BestPrices(s, best.get((s, Side.BUY)), best.get((s, Side.SELL))) for s in symbols]
 
 
 def last_trade_get(*, symbol: str) -> LastTrade | None:

@@ -133,3 +133,130 @@ def symbol_enum(result: dict, generator, request, public: bool) -> dict:
     from orders import selectors
 
     return with_listed_symbols(result, lambda: (s.symbol for s in selectors.symbol_list()))
+
+
+# --- Binance's /api/v3 answers of order_svc: exchangeInfo, depth, ticker/bookTicker --------------------------
+
+V3_DECIMAL = {"type": "string", "pattern": r"^[0-9]+\.[0-9]{8}$", "description": "a decimal with 8 places"}
+_LEVEL = {
+    "type": "array",
+    "items": V3_DECIMAL,
+    "minItems": 2,
+    "maxItems": 2,
+    "description": "[price, quantity]",
+}
+DEPTH = {
+    "type": "object",
+    "properties": {
+        "lastUpdateId": {"type": "integer", "description": "grows with every change of the book"},
+        "bids": {"type": "array", "items": _LEVEL, "description": "best (highest) first"},
+        "asks": {"type": "array", "items": _LEVEL, "description": "best (lowest) first"},
+    },
+    "required": ["lastUpdateId", "bids", "asks"],
+}
+BOOK_TICKER = {
+    "type": "object",
+    "properties": {
+        "symbol": {"type": "string"},
+        "bidPrice": V3_DECIMAL,
+        "bidQty": V3_DECIMAL,
+        "askPrice": V3_DECIMAL,
+        "askQty": V3_DECIMAL,
+    },
+    "required": ["symbol", "bidPrice", "bidQty", "askPrice", "askQty"],
+    "description": "an empty side is 0.00000000",
+}
+BOOK_TICKERS = {
+    "oneOf": [BOOK_TICKER, {"type": "array", "items": BOOK_TICKER}],
+    "description": "one symbol's (`symbol`), or a list (`symbols`, or every symbol)",
+}
+_FILTER = {
+    "oneOf": [
+        {
+            "type": "object",
+            "title": "PRICE_FILTER",
+            "properties": {
+                "filterType": {"type": "string", "enum": ["PRICE_FILTER"]},
+                "minPrice": V3_DECIMAL,
+                "maxPrice": V3_DECIMAL,
+                "tickSize": V3_DECIMAL,
+            },
+            "required": ["filterType", "minPrice", "maxPrice", "tickSize"],
+        },
+        {
+            "type": "object",
+            "title": "LOT_SIZE or MARKET_LOT_SIZE",
+            "properties": {
+                "filterType": {"type": "string", "enum": ["LOT_SIZE", "MARKET_LOT_SIZE"]},
+                "minQty": V3_DECIMAL,
+                "maxQty": V3_DECIMAL,
+                "stepSize": V3_DECIMAL,
+            },
+            "required": ["filterType", "minQty", "maxQty", "stepSize"],
+        },
+        {
+            "type": "object",
+            "title": "MIN_NOTIONAL",
+            "properties": {
+                "filterType": {"type": "string", "enum": ["MIN_NOTIONAL"]},
+                "minNotional": V3_DECIMAL,
+                "applyToMarket": {"type": "boolean"},
+                "avgPriceMins": {"type": "integer", "description": "0: a MARKET order is checked at the last price"},
+            },
+            "required": ["filterType", "minNotional", "applyToMarket", "avgPriceMins"],
+        },
+    ]
+}
+_PRECISION = {"type": "integer", "description": "decimal places"}
+_FLAG = {"type": "boolean"}
+V3_SYMBOL = {
+    "type": "object",
+    "properties": {
+        "symbol": {"type": "string"},
+        "status": {"type": "string", "enum": ["TRADING", "BREAK"]},
+        "baseAsset": {"type": "string"},
+        "baseAssetPrecision": _PRECISION,
+        "quoteAsset": {"type": "string"},
+        "quotePrecision": _PRECISION,
+        "quoteAssetPrecision": _PRECISION,
+        "baseCommissionPrecision": _PRECISION,
+        "quoteCommissionPrecision": _PRECISION,
+        "orderTypes": {"type": "array", "items": {"type": "string", "enum": OrderType.values}},
+        "icebergAllowed": _FLAG,
+        "ocoAllowed": _FLAG,
+        "otoAllowed": _FLAG,
+        "quoteOrderQtyMarketAllowed": _FLAG,
+        "allowTrailingStop": _FLAG,
+        "cancelReplaceAllowed": _FLAG,
+        "amendAllowed": _FLAG,
+        "isSpotTradingAllowed": _FLAG,
+        "isMarginTradingAllowed": _FLAG,
+        "filters": {"type": "array", "items": _FILTER},
+        "permissions": {"type": "array", "items": {"type": "string"}, "description": "empty: see permissionSets"},
+        "permissionSets": {"type": "array", "items": {"type": "array", "items": {"type": "string"}}},
+        "defaultSelfTradePreventionMode": {"type": "string"},
+        "allowedSelfTradePreventionModes": {"type": "array", "items": {"type": "string"}},
+    },
+}
+V3_SYMBOL["required"] = list(V3_SYMBOL["properties"])
+RATE_LIMIT = {
+    "type": "object",
+    "properties": {
+        "rateLimitType": {"type": "string", "enum": ["REQUEST_WEIGHT", "ORDERS", "RAW_REQUESTS"]},
+        "interval": {"type": "string", "enum": ["SECOND", "MINUTE", "DAY"]},
+        "intervalNum": {"type": "integer"},
+        "limit": {"type": "integer"},
+    },
+    "required": ["rateLimitType", "interval", "intervalNum", "limit"],
+}
+V3_EXCHANGE_INFO = {
+    "type": "object",
+    "properties": {
+        "timezone": {"type": "string", "enum": ["UTC"]},
+        "serverTime": MS,
+        "rateLimits": {"type": "array", "items": RATE_LIMIT},
+        "exchangeFilters": {"type": "array", "items": {"type": "object"}},
+        "symbols": {"type": "array", "items": V3_SYMBOL},
+    },
+    "required": ["timezone", "serverTime", "rateLimits", "exchangeFilters", "symbols"],
+}
