@@ -46,7 +46,8 @@ INVALID_PARAMETER = -1130
 INVALID_TICKER_TYPE = -1139
 DUPLICATE_SYMBOLS = -1151
 
-_CODE_RE = re.compile(r"^-[0-9]{4}$")
+_CODE_RE = re.compile(r"-[0-9]{4}")
+_INT_RE = re.compile(r"-?[0-9]{1,19}")  # ASCII digits: int() also takes " 12", "1_2" and other scripts' digits
 
 
 class BinanceError(ApplicationError):
@@ -68,7 +69,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     """The /api/v3 views' handler: Binance's body for every refusal, with the status the platform gives it."""
     if isinstance(exc, BinanceError):
         return Response({"code": exc.binance_code, "msg": exc.message}, status=exc.status_code)
-    if isinstance(exc, ApplicationError) and isinstance(exc.code, str) and _CODE_RE.match(exc.code):
+    if isinstance(exc, ApplicationError) and isinstance(exc.code, str) and _CODE_RE.fullmatch(exc.code):
         # A service's own rule that already carries Binance's code (order_svc's filters: "-1013", "-1121").
         return Response({"code": int(exc.code), "msg": exc.message}, status=exc.status_code)
     response = platform_exception_handler(exc, context) or drf_exception_handler(exc, context)
@@ -113,7 +114,7 @@ def missing(name: str) -> BinanceError:
 def parse_symbol(raw: str | None) -> str:
     if raw is None or raw == "":
         raise missing("symbol")
-    if not SYMBOL_RE.match(raw):
+    if not SYMBOL_RE.fullmatch(raw):
         raise BinanceError(
             ILLEGAL_CHARS, "Illegal characters found in parameter 'symbol'; legal range is '^[A-Z0-9-_.]{1,20}$'."
         )
@@ -128,7 +129,7 @@ def parse_symbols(raw: str | None) -> list[str] | None:
         symbols = json.loads(raw)
     except (ValueError, RecursionError):
         symbols = None
-    if not isinstance(symbols, list) or not all(isinstance(s, str) and SYMBOL_RE.match(s) for s in symbols):
+    if not isinstance(symbols, list) or not all(isinstance(s, str) and SYMBOL_RE.fullmatch(s) for s in symbols):
         raise BinanceError(
             ILLEGAL_CHARS, f"Illegal characters found in parameter 'symbols'; legal range is '{SYMBOLS_PATTERN}'."
         )
@@ -153,8 +154,7 @@ def parse_symbol_selection(query: QueryDict | Mapping[str, str]) -> tuple[list[s
 def parse_int(raw: str | None, name: str, *, minimum: int = 0, maximum: int | None = LONG_MAX) -> int | None:
     if raw is None or raw == "":
         return None
-    # ASCII digits only: int() also takes " 12", "1_2" and other scripts' digits, no client means those.
-    if not (raw.isascii() and raw.lstrip("-").isdigit()) or len(raw) > 20:
+    if not _INT_RE.fullmatch(raw):
         raise BinanceError(INVALID_PARAMETER, f"Data sent for parameter '{name}' is not valid.")
     value = int(raw)
     if value < minimum or (maximum is not None and value > maximum):

@@ -9,7 +9,7 @@ from candles.intervals import KLINE_INTERVALS, datetime_to_ms
 from common.binance import INVALID_INTERVAL, INVALID_PARAMETER, BinanceError, binance_decimal, missing
 
 # "8", "-1", "+05:45", "-1:00": hours, optionally minutes; Binance takes [-12:00, +14:00].
-_TIME_ZONE_RE = re.compile(r"^([+-]?)([0-9]{1,2})(?::([0-9]{2}))?$")
+_TIME_ZONE_RE = re.compile(r"([+-]?)([0-9]{1,2})(?::([0-9]{2}))?")
 
 
 def parse_interval(raw: str | None) -> str:
@@ -24,7 +24,7 @@ def parse_time_zone(raw: str | None) -> int:
     """The klines' timeZone as an offset from UTC in ms (0 when not sent)."""
     if raw is None or raw == "":
         return 0
-    match = _TIME_ZONE_RE.match(raw)
+    match = _TIME_ZONE_RE.fullmatch(raw)
     minutes = None
     if match:
         sign, hours, mins = match[1], int(match[2]), int(match[3] or 0)

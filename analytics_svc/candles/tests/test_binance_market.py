@@ -357,6 +357,8 @@ def test_ping_and_time(client):
         ),
         ("klines", {"symbol": "BTCUSDT", "interval": "1d", "timeZone": "1:60"}, -1130, "Data sent for parameter"),
         ("uiKlines", {"symbol": "BTCUSDT"}, -1102, "Mandatory parameter 'interval'"),
+        ("uiKlines", {"symbol": "BTCUSDT", "interval": "1d", "startTime": "--5"}, -1130, "Data sent for parameter"),
+        ("klines", {"symbol": "BTCUSDT", "interval": "1d", "timeZone": "8\n"}, -1130, "Data sent for parameter"),
         ("trades", {"symbol": "BTCUSDT", "limit": "0"}, -1130, "Data sent for parameter 'limit'"),
         ("trades", {}, -1102, "Mandatory parameter 'symbol'"),
         ("aggTrades", {"symbol": "BTCUSDT", "startTime": "0", "endTime": "3600001"}, -1127, "More than 1 hours"),

@@ -30,7 +30,7 @@ RATE_LIMITS = [
     {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 61000},
 ]
 SYMBOL_STATUSES = ("TRADING", "HALT", "BREAK")
-_PERMISSION_RE = re.compile(r"^[A-Z0-9_]{1,32}$")
+_PERMISSION_RE = re.compile(r"[A-Z0-9_]{1,32}")
 DEPTH_MAX = 5000
 ZERO = binance.ZERO
 
@@ -102,7 +102,7 @@ def _permissions(raw: str | None) -> set[str] | None:
     except (ValueError, RecursionError):
         values = None
     listed = isinstance(values, list) and bool(values)
-    if not listed or not all(isinstance(v, str) and _PERMISSION_RE.match(v) for v in values):
+    if not listed or not all(isinstance(v, str) and _PERMISSION_RE.fullmatch(v) for v in values):
         raise BinanceError(binance.ILLEGAL_CHARS, "Illegal characters found in parameter 'permissions'.")
     return set(values)
 
