@@ -3,6 +3,10 @@
 from datetime import timedelta
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
+from users.encryption import parse_keys
+
+from common import credentials
 from common.settings import env, pem_key_file, read_pem_key, service_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -72,6 +76,37 @@ EMAIL_CONFIRMATION_MAX_AGE_S = 3 * 24 * 3600
 # At most this many account mails to one address per window, whoever asks for them.
 ACCOUNT_MAIL_LIMIT = 5
 ACCOUNT_MAIL_WINDOW_S = 3600
+
+
+def _api_key_encryption_keys() -> list[str]:
+    """API_KEY_ENCRYPTION_KEY (keys separated by commas, the encrypting one first), or the file
+    API_KEY_ENCRYPTION_KEY_FILE names (one key per line), or (local mode only) .run/secrets/api-keys/encryption,
+    made on first use like the SECRET_KEY. Production refuses to start without one."""
+    text = env.str("API_KEY_ENCRYPTION_KEY", default="")
+    if not text and (path := env.str("API_KEY_ENCRYPTION_KEY_FILE", default="")):
+        try:
+            text = Path(path).read_text()
+        except FileNotFoundError:
+            raise ImproperlyConfigured(f"API_KEY_ENCRYPTION_KEY_FILE points at {path}, which does not exist") from None
+    if not text and _shared["PLATFORM_ENV"] == "local":
+        text = credentials.ensure("api-keys", "encryption", nbytes=32)
+    if not text:
+        raise ImproperlyConfigured(
+            f"API_KEY_ENCRYPTION_KEY or API_KEY_ENCRYPTION_KEY_FILE is required when PLATFORM_ENV="
+            f"{_shared['PLATFORM_ENV']!r}; make one with secrets.token_urlsafe(32)."
+        )
+    try:
+        return parse_keys(text)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"API_KEY_ENCRYPTION_KEY: {exc}") from None
+
+
+# API keys (users.services.api_keys): their secrets encrypted at rest under these keys (users.encryption).
+API_KEY_ENCRYPTION_KEYS = _api_key_encryption_keys()
+# Live (not revoked) keys one account may hold.
+API_KEYS_PER_USER = 20
+# last_used_at is written at most once per this many seconds per key: a signed request rarely writes.
+API_KEY_LAST_USED_RESOLUTION_S = 60
 
 CELERY_BEAT_SCHEDULE = {
     **_shared["CELERY_BEAT_SCHEDULE"],

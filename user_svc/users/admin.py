@@ -1,5 +1,5 @@
-"""Operators' views of accounts: find users by email, deactivate them (through the service), read their history
-and their sessions."""
+"""Operators' views of accounts: find users by email, deactivate them (through the service), read their history,
+their sessions and their API keys (revoked through the service; a secret is never shown)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from common.admin import ReadOnlyAdmin
+from common.admin import OperateActionsMixin, ReadOnlyAdmin
 from users import services
-from users.models import TokenFamily, User, UserEvent
+from users.models import ApiKey, TokenFamily, User, UserEvent
 
 
 @admin.register(User)
@@ -74,3 +74,38 @@ class TokenFamilyAdmin(ReadOnlyAdmin):
     list_filter = ["revoked_reason"]
     search_fields = ["user__email", "=id"]
     list_select_related = ["user"]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(OperateActionsMixin, ReadOnlyAdmin):
+    """API keys: operators find them (by owner, label or the key's first characters) and revoke them. The secret's
+    ciphertext is not among the fields, and of the key only its first characters show."""
+
+    list_display = ["label", "user", "key_prefix", "permissions", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["can_trade", ("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["user__email", "label", "^api_key"]
+    list_select_related = ["user"]
+    ordering = ["-created_at"]
+    fields = ["id", "user", "label", "key_prefix", "permissions", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = fields
+    actions = ["revoke"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ApiKey]:
+        return super().get_queryset(request).defer("secret_ciphertext")
+
+    @admin.display(description="API key")
+    def key_prefix(self, obj: ApiKey) -> str:
+        return obj.key_prefix
+
+    @admin.display(description="permissions")
+    def permissions(self, obj: ApiKey) -> str:
+        return ", ".join(obj.permissions)
+
+    @admin.action(description="Revoke selected API keys (they stop working at once)", permissions=["operate"])
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        count = services.api_keys_revoke(
+            key_ids=list(queryset.values_list("id", flat=True)),
+            actor=request.user,
+            request_id=getattr(request, "request_id", ""),
+        )
+        self.message_user(request, f"Revoked {count} API key(s).", messages.SUCCESS)

@@ -1,4 +1,5 @@
-"""The platform's accounts: a UUID-keyed user identified by a case-insensitive email, and its login sessions."""
+"""The platform's accounts: a UUID-keyed user identified by a case-insensitive email, its login sessions and its
+API keys."""
 
 from __future__ import annotations
 
@@ -71,6 +72,8 @@ class UserEventKind(models.TextChoices):
     EMAIL_CONFIRMED = "email_confirmed"
     # A rotated refresh token came back: its session (token family) was ended for whoever held a copy.
     REFRESH_TOKEN_REUSED = "refresh_token_reused"  # noqa: S105 - an event kind, not a secret
+    API_KEY_CREATED = "api_key_created"
+    API_KEY_REVOKED = "api_key_revoked"
 
 
 class UserEvent(models.Model):
@@ -141,3 +144,64 @@ class TokenFamily(models.Model):
     def __str__(self) -> str:
         state = f"revoked ({self.revoked_reason})" if self.revoked_at else "live"
         return f"session {self.id} of {self.user_id}, {state}"
+
+
+class ApiKeyPermission(models.TextChoices):
+    READ = "read"  # every key: account, orders, trades
+    TRADE = "trade"  # placing and cancelling orders
+
+
+API_KEY_LENGTH = 64  # Binance's: 64 letters and digits, for the key and for its secret
+
+
+class ApiKey(models.Model):
+    """A key pair for Binance-style SIGNED requests: `api_key` names it (the X-MBX-APIKEY header), the secret signs
+    (HMAC-SHA256). The secret is shown once, at creation, and stored only encrypted (users.encryption): the check
+    of a signature needs it in clear, so it cannot be hashed. Revoking keeps the row (the trail) and erases the
+    secret, so a revoked key can never sign again, whatever a later bug does.
+    """
+
+    Permission = ApiKeyPermission
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_keys")
+    label = models.CharField(max_length=64)
+    api_key = models.CharField(max_length=API_KEY_LENGTH, unique=True)  # unique: its index is the lookup
+    secret_ciphertext = models.TextField(blank=True, default="")  # a Fernet token; "" once revoked
+    # Every key reads; trading is granted only when asked for (Binance's default: "Enable Reading" only).
+    can_trade = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now, db_default=Now())
+    last_used_at = models.DateTimeField(null=True, blank=True)  # to the minute (API_KEY_LAST_USED_RESOLUTION_S)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "api_keys"
+        indexes = [
+            models.Index(
+                fields=["user", "-created_at"], condition=models.Q(revoked_at__isnull=True), name="api_keys_live"
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(api_key__regex=rf"^[A-Za-z0-9]{{{API_KEY_LENGTH}}}$"), name="api_keys_key_format"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(revoked_at__isnull=True) & ~models.Q(secret_ciphertext="")
+                | models.Q(revoked_at__isnull=False, secret_ciphertext=""),
+                name="api_keys_secret_until_revoked",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.key_prefix}) of {self.user_id}"
+
+    @property
+    def key_prefix(self) -> str:
+        return f"{self.api_key[:8]}..."
+
+    @property
+    def permissions(self) -> list[str]:
+        granted = [ApiKeyPermission.READ.value]
+        if self.can_trade:
+            granted.append(ApiKeyPermission.TRADE.value)
+        return granted

@@ -1,4 +1,4 @@
-"""Reads of user_svc: accounts and their history."""
+"""Reads of user_svc: accounts, their history and their API keys."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import uuid
 from rest_framework import status
 
 from common.exceptions import ApplicationError
-from users.models import User, normalize_email
+from users.models import ApiKey, User, normalize_email
 
 
 class AccountInactive(ApplicationError):
@@ -25,3 +25,12 @@ def user_get_active(*, user_id: uuid.UUID) -> User:
 
 def user_get_by_email(*, email: str) -> User | None:
     return User.objects.filter(email=normalize_email(email)).first()
+
+
+def api_key_list(*, user_id: uuid.UUID) -> list[ApiKey]:
+    """The account's live keys, newest first (at most API_KEYS_PER_USER, so no pages). Never their secrets."""
+    return list(
+        ApiKey.objects.filter(user_id=user_id, revoked_at__isnull=True)
+        .defer("secret_ciphertext")
+        .order_by("-created_at")
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from users.models import User
+from users.models import ApiKey, ApiKeyPermission, User
 
 # Bounds the work a password hasher does for one request; far above any real password.
 PASSWORD_MAX_LENGTH = 4096
@@ -94,3 +94,37 @@ class ThrottledSerializer(serializers.Serializer):
     code = serializers.ChoiceField(choices=["throttled"])
     message = serializers.CharField()
     details = ThrottleDetailsSerializer()
+
+
+class ApiKeyCreateSerializer(serializers.Serializer):
+    label = serializers.CharField(max_length=64, help_text="Your name for the key (where it is used)")
+    permissions = serializers.ListField(
+        child=serializers.ChoiceField(choices=ApiKeyPermission.choices),
+        min_length=1,
+        max_length=len(ApiKeyPermission.values),
+        default=[ApiKeyPermission.READ.value],
+        help_text='What the key may do: "read" (always) and "trade" (orders) when asked for; default ["read"]',
+    )
+
+
+class ApiKeySerializer(serializers.ModelSerializer):
+    api_key = serializers.CharField(read_only=True, help_text="64 letters and digits: the X-MBX-APIKEY header")
+    permissions = serializers.ListField(child=serializers.ChoiceField(choices=ApiKeyPermission.choices), read_only=True)
+    last_used_at = serializers.DateTimeField(
+        read_only=True, allow_null=True, help_text="The last signed request it made, to the minute; null if none"
+    )
+
+    class Meta:
+        model = ApiKey
+        fields = ["id", "label", "api_key", "permissions", "created_at", "last_used_at"]
+        read_only_fields = fields
+
+
+class ApiKeyCreatedSerializer(ApiKeySerializer):
+    secret = serializers.CharField(
+        read_only=True, help_text="Signs requests (HMAC-SHA256). Shown only in this answer: store it now"
+    )
+
+    class Meta(ApiKeySerializer.Meta):
+        fields = ["id", "label", "api_key", "secret", "permissions", "created_at", "last_used_at"]
+        read_only_fields = fields

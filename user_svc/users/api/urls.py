@@ -17,6 +17,7 @@ urlpatterns = [
                 "logout": "auth-logout",
                 "me": "users-me",
                 "password": "users-me-password",
+                "api_keys": "users-me-api-keys",
                 "jwks": "jwks",
             }
         ),
@@ -29,4 +30,6 @@ urlpatterns = [
     path("auth/logout", views.LogoutView.as_view(), name="auth-logout"),
     path("users/me", views.MeView.as_view(), name="users-me"),
     path("users/me/password", views.PasswordChangeView.as_view(), name="users-me-password"),
+    path("users/me/api-keys", views.ApiKeysView.as_view(), name="users-me-api-keys"),
+    path("users/me/api-keys/<uuid:key_id>", views.ApiKeyView.as_view(), name="users-me-api-key"),
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import asdict
 from typing import Any
 
@@ -221,3 +222,47 @@ class JwksView(APIView):
         response = Response(keys.jwks())
         response["Cache-Control"] = "public, max-age=300"
         return response
+
+
+class ApiKeysView(GenericAPIView):
+    serializer_class = s.ApiKeyCreateSerializer
+
+    @extend_schema(
+        responses={200: s.ApiKeySerializer(many=True)},
+        summary="The caller's API keys (never their secrets)",
+    )
+    def get(self, request: Request) -> Response:
+        me = selectors.user_get_active(user_id=request.user.id)
+        return Response(s.ApiKeySerializer(selectors.api_key_list(user_id=me.id), many=True).data)
+
+    @extend_schema(
+        responses={201: s.ApiKeyCreatedSerializer},
+        summary="Create an API key pair; its secret is shown in this answer only",
+        description=(
+            "The key signs Binance-style SIGNED requests (X-MBX-APIKEY and an HMAC-SHA256 signature with the secret). "
+            'Every key can read; "trade" must be asked for. 409 api_key_limit_reached past '
+            f"{settings.API_KEYS_PER_USER} live keys per account."
+        ),
+    )
+    def post(self, request: Request) -> Response:
+        me = selectors.user_get_active(user_id=request.user.id)
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        created = services.api_key_create(user_id=me.id, request_id=request_id(request), **serializer.validated_data)
+        body = {**s.ApiKeySerializer(created.key).data, "secret": created.secret}
+        return Response(s.ApiKeyCreatedSerializer(body).data, status=status.HTTP_201_CREATED)
+
+
+class ApiKeyView(GenericAPIView):
+    serializer_class = None
+
+    @extend_schema(
+        parameters=[OpenApiParameter("key_id", OpenApiTypes.UUID, OpenApiParameter.PATH)],
+        responses={204: None},
+        summary="Revoke one of the caller's API keys: it stops working at once",
+        description="404 for a key that is not the caller's or is already revoked.",
+    )
+    def delete(self, request: Request, key_id: uuid.UUID) -> Response:
+        me = selectors.user_get_active(user_id=request.user.id)
+        services.api_key_revoke(user_id=me.id, key_id=key_id, request_id=request_id(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)

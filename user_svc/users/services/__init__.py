@@ -1,4 +1,5 @@
-"""Every write of user_svc, split by use case (accounts; logins and their sessions); each owns its transaction."""
+"""Every write of user_svc, split by use case (accounts; logins and their sessions; API keys and the check of a
+signed request); each owns its transaction."""
 
 from users.services.accounts import (
     CURRENT_PASSWORD_REQUIRED,
@@ -10,6 +11,18 @@ from users.services.accounts import (
     user_deactivate,
     user_register,
     user_update,
+)
+from users.services.api_keys import (
+    ApiKeyLimitReached,
+    ApiKeyPermissionsInvalid,
+    NewApiKey,
+    SignedRequestIdentity,
+    SignedRequestRefused,
+    api_key_create,
+    api_key_revoke,
+    api_keys_reencrypt,
+    api_keys_revoke,
+    verify_signed_request,
 )
 from users.services.sessions import (
     InvalidCredentials,
@@ -26,9 +39,18 @@ __all__ = [
     "CURRENT_PASSWORD_REQUIRED",
     "CURRENT_PASSWORD_WRONG",
     "EMAIL_TAKEN",
+    "ApiKeyLimitReached",
+    "ApiKeyPermissionsInvalid",
     "ConfirmationRefused",
     "InvalidCredentials",
     "InvalidToken",
+    "NewApiKey",
+    "SignedRequestIdentity",
+    "SignedRequestRefused",
+    "api_key_create",
+    "api_key_revoke",
+    "api_keys_reencrypt",
+    "api_keys_revoke",
     "session_start",
     "sessions_revoke_all",
     "token_purge_expired",
@@ -40,4 +62,5 @@ __all__ = [
     "user_login",
     "user_register",
     "user_update",
+    "verify_signed_request",
 ]
