@@ -4,11 +4,13 @@
     .run/secrets/kafka/<principal>   the SASL/SCRAM password of a Kafka principal
     .run/secrets/etcd/<user>         the password of an etcd user
     .run/secrets/django/<service>    a service's SECRET_KEY
+    .run/secrets/api-keys/encryption user_svc's key for API key secrets (API_KEY_ENCRYPTION_KEY)
 
-`infra up` makes them (`ensure`); processes read them (`read`) only in local mode and only when the environment
-does not give the value (production passes every secret through its environment or a *_FILE variable). A file is
-created with mode 0600 from the start (never chmod-ed after it was written) inside a folder of mode 0700, and a
-value never appears on a command line: tools get it through their environment or a file.
+`infra up` makes them (`ensure`; the last two are made by the service's settings on first start); processes read
+them (`read`) only in local mode and only when the environment does not give the value (production passes every
+secret through its environment or a *_FILE variable). A file is created with mode 0600 from the start (never
+chmod-ed after it was written) inside a folder of mode 0700, and a value never appears on a command line: tools
+get it through their environment or a file.
 
 Standard library only: infra/ and manage_all.py use it before the virtualenv exists.
 """
