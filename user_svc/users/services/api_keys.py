@@ -102,13 +102,19 @@ def api_key_create(
 ) -> NewApiKey:
     """A new key pair for the account: its secret is returned here and never again (only its ciphertext is kept).
 
-    Raises ApiKeyPermissionsInvalid (400) for unknown permissions or none to read, ApiKeyLimitReached (409) when
-    the account already holds API_KEYS_PER_USER live keys. The account's row is locked while counting, so two
-    concurrent creations cannot both take the last place.
+    Raises ValidationError for a blank or too long label, ApiKeyPermissionsInvalid (400) for unknown permissions or
+    none to read, ApiKeyLimitReached (409) when the account already holds API_KEYS_PER_USER live keys. The
+    account's row is locked while counting, so two concurrent creations cannot both take the last place.
     """
-    can_trade = _can_trade(permissions)
     secret = _random_token()
-    ciphertext = encryption.encrypt(secret)
+    key = ApiKey(
+        user_id=user_id,
+        label=label.strip(),
+        api_key=_random_token(),
+        secret_ciphertext=encryption.encrypt(secret),
+        can_trade=_can_trade(permissions),
+    )
+    key.full_clean(exclude=["user"], validate_unique=False, validate_constraints=False)
     with transaction.atomic():
         user = User.objects.select_for_update().get(pk=user_id)
         limit = settings.API_KEYS_PER_USER
@@ -116,9 +122,8 @@ def api_key_create(
             raise ApiKeyLimitReached(
                 f"An account holds at most {limit} API keys; revoke one first.", details={"limit": limit}
             )
-        key = ApiKey.objects.create(
-            user=user, label=label, api_key=_random_token(), secret_ciphertext=ciphertext, can_trade=can_trade
-        )
+        key.user = user
+        key.save(force_insert=True)
         user_event_record(user, UserEvent.Kind.API_KEY_CREATED, actor=user, request_id=request_id, data=_trail(key))
     return NewApiKey(key=key, secret=secret)
 

@@ -123,6 +123,17 @@ def test_an_invalid_label_or_permissions_is_a_400_and_creates_nothing(api, trade
     assert not UserEvent.objects.filter(kind=UserEvent.Kind.API_KEY_CREATED).exists()
 
 
+@pytest.mark.parametrize("label", ["", "  ", "x" * 65])
+def test_the_service_refuses_a_blank_or_long_label_itself(label):
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError) as refused:
+        services.api_key_create(user_id=UserFactory().id, label=label)
+
+    assert list(refused.value.message_dict) == ["label"]
+    assert ApiKey.objects.count() == 0
+
+
 def test_a_label_of_64_characters_is_taken_trimmed(api, trader):
     _, headers = trader
 
