@@ -56,6 +56,8 @@ def test_deploy_checks_pass_with_production_settings(service):
         "PLATFORM_ENV": "production",
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
         "DJANGO_ALLOWED_HOSTS": "trade.example.com",
+        # user_svc's API-key secrets are encrypted under it; production has no local default.
+        "API_KEY_ENCRYPTION_KEY": secrets.token_urlsafe(32),
     }
 
     result = _check(service, production, "--deploy", "--fail-level", "WARNING")
@@ -68,3 +70,16 @@ def test_production_refuses_to_start_without_a_secret_key():
 
     assert result.returncode != 0
     assert "DJANGO_SECRET_KEY is required" in result.stderr
+
+
+def test_production_refuses_to_start_user_svc_without_an_api_key_encryption_key():
+    production = {
+        "PLATFORM_ENV": "production",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "DJANGO_ALLOWED_HOSTS": "trade.example.com",
+    }
+
+    result = _check("user_svc", production)
+
+    assert result.returncode != 0
+    assert "API_KEY_ENCRYPTION_KEY or API_KEY_ENCRYPTION_KEY_FILE is required" in result.stderr
