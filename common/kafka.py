@@ -27,7 +27,7 @@ from confluent_kafka.admin import (
     UserScramCredentialUpsertion,
 )
 
-from common import credentials, kafka_auth, namespace, topics
+from common import kafka_auth, namespace, topics
 from common.kafka_auth import ADMIN
 from common.topics import all_topics
 
@@ -118,12 +118,13 @@ def delete_namespace_topics(bootstrap: str, ns: str, *, timeout: float = 30.0) -
 
 
 def ensure_principals(bootstrap: str, *, timeout: float = 30.0) -> None:
-    """Give every principal its SCRAM credential (password from .run/secrets/kafka/, made on first use)."""
+    """Give every principal its SCRAM credential (kafka_auth.principal_password: the environment's, or the local
+    secret in .run/secrets/kafka/, made on first use)."""
     upserts = [
         UserScramCredentialUpsertion(
             name,
             ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 8192),
-            credentials.ensure("kafka", name).encode(),
+            kafka_auth.principal_password(name).encode(),
         )
         for name in PRINCIPALS
     ]

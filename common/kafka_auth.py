@@ -13,6 +13,9 @@ The usual variables configure a real cluster, TLS included; unset, the local bro
     KAFKA_SSL_CA_LOCATION           the CA bundle that signed the brokers' certificates (SSL, SASL_SSL)
     KAFKA_SSL_CERTIFICATE_LOCATION  and KAFKA_SSL_KEY_LOCATION: a client certificate (mutual TLS)
 
+The admin (topics, users, ACLs: `python -m common.kafka`) reads KAFKA_ADMIN_PASSWORD, locally
+.run/secrets/kafka/admin; compose.yaml's kafka-init gives it the one its broker was started with.
+
 Standard library only: the settings read it before any Kafka client exists.
 """
 
@@ -61,7 +64,16 @@ def admin_config() -> dict[str, str]:
     PLAIN, not SCRAM: the admin is the broker's own user, defined in its configuration, and it creates the SCRAM
     users (which live in the metadata log) in the first place. SASL_PLAINTEXT stays on loopback locally."""
     local = {k: v for k, v in os.environ.items() if not k.startswith("KAFKA_SASL_")}
+    if password := os.environ.get("KAFKA_ADMIN_PASSWORD"):
+        local["KAFKA_SASL_PASSWORD"] = password
     return security_config(ADMIN, environ={**local, "KAFKA_SASL_MECHANISM": "PLAIN"})
+
+
+def principal_password(principal: str) -> str:
+    """The password `python -m common.kafka` gives a principal's SCRAM credential: KAFKA_PASSWORD_<PRINCIPAL>
+    when set (compose.yaml passes each service's, the one that service's processes get as KAFKA_SASL_PASSWORD),
+    else the local secret .run/secrets/kafka/<principal>, made on first use."""
+    return os.environ.get(f"KAFKA_PASSWORD_{principal.upper()}") or credentials.ensure("kafka", principal)
 
 
 def _password(username: str, env: dict[str, str]) -> str:

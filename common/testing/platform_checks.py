@@ -165,8 +165,6 @@ def test_the_consumers_read_exactly_the_topics_the_brokers_acls_let_this_service
     from common.consumers.base import consumer_specs
 
     # A run's scratch topics (common/topics.py SCRATCH_PREFIXES) are granted by prefix to every principal.
-    read = {
-        t for spec in consumer_specs().values() for t in spec.topics if not t.startswith(topics.SCRATCH_PREFIXES)
-    }
+    read = {t for spec in consumer_specs().values() for t in spec.topics if not t.startswith(topics.SCRATCH_PREFIXES)}
     assert read == set(topics.consumes(settings.SERVICE_NAME))
     assert settings.KAFKA_SECURITY["sasl.username"] == settings.SERVICE_NAME

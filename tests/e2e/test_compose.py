@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from cryptography.fernet import Fernet
 
 from common.settings import service_settings
 from common.tracing import DEFAULT_ZIPKIN_ENDPOINT
@@ -618,9 +619,78 @@ def test_django_processes_get_every_variable_manage_all_gives_them(name):
     assert 'os.environ.setdefault("DJANGO_SETTINGS_MODULE"' in (ROOT / "common" / "celery_app.py").read_text()
 
 
+def required_variable(value: object) -> str | None:
+    """The variable a value is, when it is exactly one required variable (`${NAME:?message}`)."""
+    match = re.fullmatch(r"\$\{(\w+):\?[^}]+\}", str(value))
+    return match.group(1) if match else None
+
+
+def required_in_url_password(url: object) -> str | None:
+    match = re.fullmatch(r"[a-z]+://\w+:\$\{(\w+):\?[^}]+\}@[\w.-]+:\d+/\w+", str(url))
+    return match.group(1) if match else None
+
+
 @pytest.mark.parametrize("name", sorted(django_processes()))
-def test_the_secret_key_is_required_from_the_environment_never_written_in_the_file(name):
-    assert re.fullmatch(r"\$\{DJANGO_SECRET_KEY:\?[^}]+\}", str(environment(name)["DJANGO_SECRET_KEY"]))
+def test_each_services_secrets_are_required_from_the_environment_and_its_own(name):
+    svc = django_processes()[name]
+    env = environment(name)
+    own = svc.upper()
+
+    # Never a value in the file, never one shared with another service (a leaked key opens one service only).
+    assert required_variable(env["DJANGO_SECRET_KEY"]) == f"{own}_SECRET_KEY"
+    assert required_variable(env["KAFKA_SASL_PASSWORD"]) == f"KAFKA_PASSWORD_{own}"
+    assert required_in_url_password(env["DATABASE_URL"]) == f"{own}_DB_PASSWORD"
+    assert ("API_KEY_ENCRYPTION_KEY" in env) == (svc == "user_svc")
+    if svc == "user_svc":
+        assert required_variable(env["API_KEY_ENCRYPTION_KEY"]) == "API_KEY_ENCRYPTION_KEY"
+
+
+def test_the_database_servers_take_the_password_their_service_is_given():
+    for name, svc in django_processes().items():
+        server = SERVICES[host_of(svc)]["environment"]
+        assert required_variable(server["POSTGRES_PASSWORD"]) == f"{svc.upper()}_DB_PASSWORD", name
+
+
+def test_kafka_init_is_the_admin_and_gives_each_service_the_password_its_processes_log_in_with():
+    init = environment(topic_init_service())
+    broker = environment(kafka_service())
+    admin = required_variable(init["KAFKA_ADMIN_PASSWORD"])
+
+    assert admin == "KAFKA_ADMIN_PASSWORD"
+    assert f'password="${{{admin}:?' in broker["KAFKA_LISTENER_NAME_BROKER_PLAIN_SASL_JAAS_CONFIG"]
+    assert "KAFKA_PASSWORD_{principal.upper()}" in (ROOT / "common" / "kafka_auth.py").read_text()
+    for name, svc in django_processes().items():
+        given = required_variable(environment(name)["KAFKA_SASL_PASSWORD"])
+        assert required_variable(init[f"KAFKA_PASSWORD_{svc.upper()}"]) == given, name
+        assert resolved_environment(name).get("KAFKA_SASL_USERNAME", svc) == svc, "each service is its principal"
+        assert resolved_environment(name)["KAFKA_SECURITY_PROTOCOL"] == "SASL_PLAINTEXT", name
+
+
+def test_the_env_file_script_makes_every_required_secret_once_privately(tmp_path):
+    target = tmp_path / ".env"
+    script = [sys.executable, str(ROOT / "infra" / "docker" / "env_file.py"), "--file", str(target)]
+    required = sorted(set(re.findall(r"\$\{(\w+):\?", (ROOT / "compose.yaml").read_text())))
+
+    subprocess.run(script, check=True, capture_output=True)
+    first = dict(line.split("=", 1) for line in target.read_text().splitlines())
+    target.write_text(target.read_text() + "LOG_LEVEL=DEBUG\n")
+    del_one = required[0]
+    target.write_text("".join(line + "\n" for line in target.read_text().splitlines() if not line.startswith(del_one)))
+    subprocess.run(script, check=True, capture_output=True)
+    second = dict(line.split("=", 1) for line in target.read_text().splitlines())
+
+    assert sorted(first) == required
+    assert target.stat().st_mode & 0o777 == 0o600
+    assert len(set(first.values())) == len(first), "no two secrets alike"
+    for name, value in first.items():
+        assert re.fullmatch(r"[A-Za-z0-9_=-]{32,}", value), name  # URL-safe: passwords are parts of DATABASE_URL
+    assert second["LOG_LEVEL"] == "DEBUG"
+    assert {k: v for k, v in second.items() if k not in (del_one, "LOG_LEVEL")} == {
+        k: v for k, v in first.items() if k != del_one
+    }, "a second run keeps what is there"
+    assert second[del_one] and second[del_one] != first[del_one]
+    fernet = Fernet(first["API_KEY_ENCRYPTION_KEY"])  # raises unless it is a Fernet key
+    assert fernet.decrypt(fernet.encrypt(b"secret")) == b"secret"
 
 
 @pytest.mark.parametrize("name", sorted(django_processes()))
@@ -718,8 +788,11 @@ def test_kafka_runs_the_local_brokers_version_and_configuration():
     for prop, value in kafka_properties().items():
         if prop in HOST_SPECIFIC_KAFKA_PROPERTIES:
             continue
-        expected = value.replace("{partitions}", partitions)
-        assert str(env.get(kafka_env_name(prop))) == expected, f"{prop}: server.properties has {value}"
+        # The admin's password: infra/components.py fills it in locally, compose from a required variable.
+        expected = re.escape(value.replace("{partitions}", partitions)).replace(
+            re.escape("{admin_password}"), r"\$\{KAFKA_ADMIN_PASSWORD:\?[^}]+\}"
+        )
+        assert re.fullmatch(expected, str(env.get(kafka_env_name(prop)))), f"{prop}: server.properties has {value}"
 
 
 # --- JWT keys ---------------------------------------------------------------------------------------------------
