@@ -268,6 +268,8 @@ def service_settings(*, name: str, base_dir: Path, apps: list[str]) -> dict[str,
         "OUTBOX_RETENTION_HOURS": env.float("OUTBOX_RETENTION_HOURS", default=24.0),
         # Inbox rows (dedup marks) outlive every redelivery Kafka can still make: its default log retention, 7 days.
         "INBOX_RETENTION_HOURS": env.float("INBOX_RETENTION_HOURS", default=168.0),
+        # How often a busy consumer commits its offsets: what a crash redelivers is at most this much work.
+        "CONSUMER_COMMIT_INTERVAL_S": env.float("CONSUMER_COMMIT_INTERVAL_S", default=0.2),
         "OUTBOX_RELAY_LOOP_S": env.float("OUTBOX_RELAY_LOOP_S", default=300.0),
         "LOGGING": {
             "version": 1,

@@ -43,6 +43,7 @@ BatchHandler = Callable[[list[Envelope]], None]
 
 
 # How often a busy consumer commits its offsets (asynchronously): redelivery after a crash is bounded by it.
+# settings.CONSUMER_COMMIT_INTERVAL_S overrides it.
 COMMIT_INTERVAL_S = 0.2
 
 
@@ -210,7 +211,7 @@ class ConsumerRunner:
     def _commit_offsets(self, messages: list[Message], *, asynchronous: bool = True) -> None:
         """Record the positions after `messages` (their transaction has committed) and commit what is due.
 
-        Asynchronous and at most every COMMIT_INTERVAL_S: the next batch never waits for the broker, and a busy
+        Asynchronous and at most every CONSUMER_COMMIT_INTERVAL_S: the next batch never waits for the broker, and a busy
         consumer sends one OffsetCommit per interval, not one per batch. What a crash loses of that is only
         redelivered, and the inbox (or the handler's own natural key) skips it. A clean stop commits the
         positions of the partitions still assigned synchronously; a revoked partition's, as it is revoked.
@@ -221,7 +222,8 @@ class ConsumerRunner:
             self._dirty.add(key)
         if asynchronous:
             now = time.monotonic()
-            if not self._dirty or now - self._committed_at < COMMIT_INTERVAL_S:
+            interval = getattr(settings, "CONSUMER_COMMIT_INTERVAL_S", COMMIT_INTERVAL_S)
+            if not self._dirty or now - self._committed_at < interval:
                 return
             self._committed_at = now
             touched, self._dirty = self._dirty, set()

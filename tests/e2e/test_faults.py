@@ -1,10 +1,17 @@
 """Faults injected into the running platform: it loses nothing, duplicates nothing and money is conserved.
 
-20 users place 500 mixed orders while trades flow; at moments drawn from a seeded generator the harness
-SIGKILLs and restarts every consumer and every Celery worker, and SIGKILLs the Kafka broker once and starts it
-again. Once the platform settles, the checks read each service's own database (as that service's role):
-every order is final or open as its saga says, no reservation outlives its order, every fill has exactly one
-transaction and one settlement, `reconcile` passes, and each asset's total equals credits + bought - sold - fees.
+20 users place 500 mixed orders (and read their balances) while trades flow; at moments drawn from a seeded
+generator the harness SIGKILLs and restarts every consumer (twice), every Celery worker (the outbox relay
+loop runs in them), order_svc's and portfolio_svc's beat and web servers, and SIGKILLs the Kafka broker once
+and starts it again. A request a web kill cuts off is sent again (an order with the same client order id, so
+it is placed once); one never answered is looked up by that id. The kills must have interrupted work in
+flight: the inboxes skipped redeliveries. Once the platform settles, the checks read each service's own
+database (as that service's role): every order is final or open as its saga says, no reservation outlives
+its order, every fill has exactly one transaction and one settlement, `reconcile` passes, and money is
+conserved three ways that do not lean on each other: portfolio_svc's ledger sums to its balances, each fill's
+ledger entries are the movements transaction_svc recorded for it (and the starting credits plus those
+movements are every user's balances), and each asset's total equals credits + bought - sold - fees from
+order_svc's fills.
 """
 
 from __future__ import annotations
@@ -20,17 +27,29 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
+from http.client import HTTPException
+from pathlib import Path
 
 import psycopg2
 import pytest
 
+from common.testing.http import HttpResult
 from tests.e2e.conftest import ROOT, manage_all
 from tests.e2e.system import System, Trader, publish_trades, until
 
 SEED = 20261125
 USERS = 20
+STARTING_FUNDS = Decimal("10000")  # USDT, portfolio_svc's default
 ORDERS = 500
 ORDER_WINDOW_S = 60.0
+# Killed and restarted during the load besides every consumer and worker (a name twice: two kills).
+MORE_KILLS = ("order_svc_web", "order_svc_web", "portfolio_svc_web", "order_svc_beat", "portfolio_svc_beat")
+# Each consumer's: a kill redelivers only what it handled since its last offset commit. At the default interval
+# (0.2 s) one kill of a busy consumer may well redeliver nothing, so the consumers here commit every 2 s: every
+# kill of a busy one then redelivers work the inbox must skip.
+CONSUMER_KILLS = 3
+COMMIT_INTERVAL_S = "2"
+RETRY_FOR_S = 60.0  # a client sends a request a web kill cut off again for this long
 FINAL = {"FILLED", "CANCELED", "REJECTED", "EXPIRED"}
 OPEN = {"NEW", "PARTIALLY_FILLED"}
 SAGA_FOR_STATUS = {
@@ -98,9 +117,122 @@ def _random_order(rng: random.Random, price: Decimal) -> dict:
     return {"cancel": True}
 
 
+def _call(trader: Trader, method: str, service: str, path: str, **kwargs) -> tuple[HttpResult | None, int]:
+    """One request as a careful client sends it, again while the server is gone or failing.
+
+    Returns the answer (None: never answered) and how many times it was sent again.
+
+    Safe to repeat: a placement carries its client order id, a cancel of a cancelled order is refused, a read
+    is a read.
+    """
+    deadline = time.monotonic() + RETRY_FOR_S
+    again = 0
+    while True:
+        try:
+            result = trader.call(method, service, path, **kwargs)
+            if result.status < 500:
+                return result, again
+        except (OSError, HTTPException):  # refused, reset or cut off: the web server was killed
+            pass
+        if time.monotonic() > deadline:
+            return None, again
+        again += 1
+        time.sleep(0.5)
+
+
+def _log_sizes(log_dir: Path) -> dict[Path, int]:
+    return {path: path.stat().st_size for path in log_dir.glob("*_consumers*.log")}
+
+
+def _duplicates_since(log_dir: Path, sizes: dict[Path, int]) -> Counter[str]:
+    """Per consumer: the redeliveries its inbox skipped (the consumer base logs each batch's), after `sizes`."""
+    skipped: Counter[str] = Counter()
+    for path in log_dir.glob("*_consumers*.log"):
+        with path.open("rb") as log:
+            log.seek(sizes.get(path, 0))
+            text = log.read().decode(errors="replace")
+        for line in text.splitlines():
+            if '"inbox skipped duplicates"' in line:
+                record = json.loads(line[line.index("{") :])
+                skipped[record["consumer"]] += record["duplicates"]
+    return skipped
+
+
+def _movements(side: str, base: str, quote: str, qty: Decimal, quote_qty: Decimal) -> dict[str, tuple[str, Decimal]]:
+    """A fill's ledger kinds -> (asset, amount): what it pays, what it buys (gross)."""
+    if side == "BUY":
+        return {"FILL_DEBIT": (quote, quote_qty), "FILL_CREDIT": (base, qty)}
+    return {"FILL_DEBIT": (base, qty), "FILL_CREDIT": (quote, quote_qty)}
+
+
+def _check_ledger_and_transactions(user_ids: list[str], fill_ids: set[str], starting: Decimal) -> None:
+    """Money from portfolio_svc's ledger and transaction_svc's records alone, neither read from order_svc."""
+    balances = {
+        (user, asset): (available, locked)
+        for user, asset, available, locked in _query(
+            "portfolio_svc",
+            "SELECT p.user_id::text, b.asset_id, b.available, b.locked FROM balances b "
+            "JOIN portfolios p ON p.id = b.portfolio_id WHERE p.user_id::text = ANY(%s)",
+            (user_ids,),
+        )
+    }
+    ledger = {
+        (user, asset): (available, locked)
+        for user, asset, available, locked in _query(
+            "portfolio_svc",
+            "SELECT user_id::text, asset_id, sum(available_delta), sum(locked_delta) FROM ledger_entries "
+            "WHERE user_id::text = ANY(%s) GROUP BY user_id, asset_id",
+            (user_ids,),
+        )
+    }
+    zero = (Decimal(0), Decimal(0))
+    for key in set(balances) | set(ledger):
+        assert balances.get(key, zero) == ledger.get(key, zero), f"{key}: balance {balances.get(key)} != ledger"
+
+    credits = Counter()
+    by_fill: dict[str, Counter] = {}
+    for user, asset, kind, reference, amount in _query(
+        "portfolio_svc",
+        "SELECT user_id::text, asset_id, kind, reference, amount FROM ledger_entries "
+        "WHERE user_id::text = ANY(%s) AND kind IN ('CREDIT', 'FILL_DEBIT', 'FILL_CREDIT', 'FEE')",
+        (user_ids,),
+    ):
+        if kind == "CREDIT":
+            credits[(user, asset)] += amount
+        else:
+            by_fill.setdefault(reference, Counter())[(user, kind, asset)] += amount
+    assert credits == Counter({(user, "USDT"): starting for user in user_ids}), "credits beyond the starting funds"
+
+    recorded: dict[str, Counter] = {}
+    totals = Counter({(user, "USDT"): starting for user in user_ids})
+    for fill_id, user, side, base, quote, qty, quote_qty, fee, fee_asset in _query(
+        "transaction_svc",
+        "SELECT fill_id, user_id::text, side, base_asset, quote_asset, qty, quote_qty, fee, fee_asset "
+        "FROM transactions WHERE user_id::text = ANY(%s)",
+        (user_ids,),
+    ):
+        moves = recorded.setdefault(fill_id, Counter())
+        for kind, (asset, amount) in _movements(side, base, quote, qty, quote_qty).items():
+            moves[(user, kind, asset)] += amount
+            totals[(user, asset)] += amount if kind == "FILL_CREDIT" else -amount
+        moves[(user, "FEE", fee_asset)] += fee
+        totals[(user, fee_asset)] -= fee
+
+    def nonzero(moves: Counter) -> dict:
+        return {key: amount for key, amount in moves.items() if amount}
+
+    assert set(recorded) == fill_ids, "transaction_svc's fills are not order_svc's"
+    assert set(by_fill) == fill_ids, "the ledger's fills are not order_svc's"
+    for fill_id in fill_ids:
+        assert nonzero(by_fill[fill_id]) == nonzero(recorded[fill_id]), f"fill {fill_id}: ledger != transaction"
+    for key in set(balances) | set(totals):
+        held = sum(balances.get(key, zero))
+        assert held == totals[key], f"{key}: held {held} != credits + recorded transactions {totals[key]}"
+
+
 @pytest.fixture
 def system(log_dir):
-    running = System(log_dir)
+    running = System(log_dir, env={"CONSUMER_COMMIT_INTERVAL_S": COMMIT_INTERVAL_S})
     try:
         running.start_all()
         yield running
@@ -121,6 +253,7 @@ def test_crashes_and_a_broker_outage_lose_nothing_and_conserve_money(system, cap
             trader.wait_funded(timeout=90)
         price = Decimal("50000.00")
         publish_trades("BTCUSDT", [(str(price), "0.001")])  # a last price for MARKET orders
+        log_sizes = _log_sizes(log_dir)  # what the inboxes skip from here on is the faults' doing
 
         def trade_flow() -> None:
             walk = random.Random(SEED + 1)
@@ -135,8 +268,12 @@ def test_crashes_and_a_broker_outage_lose_nothing_and_conserve_money(system, cap
                     publish_trades("BTCUSDT", [(str(current), str(qty))], buyer_is_maker=walk.random() < 0.5)
                 stop_trading.wait(0.25)
 
-        # Faults: each consumer and worker once, the broker once, at seeded moments inside the order window.
-        schedule = [(rng.uniform(3, ORDER_WINDOW_S - 5), name) for name in system.consumers + system.workers]
+        # Faults: each consumer CONSUMER_KILLS times, each worker once, the web servers and beats of MORE_KILLS,
+        # the broker once, at seeded moments inside the order window: a process killed n times once in each of
+        # n equal parts of it, so it is never killed again while it is still starting.
+        kills = Counter(system.consumers * CONSUMER_KILLS + system.workers + list(MORE_KILLS))
+        span = ORDER_WINDOW_S - 8
+        schedule = [(3 + span * (k + rng.random()) / n, name) for name, n in sorted(kills.items()) for k in range(n)]
         schedule.append((rng.uniform(15, 35), "kafka"))
         schedule.sort()
 
@@ -154,40 +291,72 @@ def test_crashes_and_a_broker_outage_lose_nothing_and_conserve_money(system, cap
                 faults[name] += 1
 
         placed: list[tuple[Trader, str]] = []
-        statuses: Counter[int] = Counter()
+        unanswered: list[tuple[Trader, str]] = []  # placements never answered: (trader, client order id)
+        statuses: Counter[int | None] = Counter()
+        retried: Counter[str] = Counter()
         lock = threading.Lock()
-        plans = [(rng.choice(traders), _random_order(rng, price)) for _ in range(ORDERS)]
+        plans = [(rng.choice(traders), _random_order(rng, price), f"faults-{i}") for i in range(ORDERS)]
 
-        def place(item: tuple[Trader, dict]) -> None:
-            trader, order = item
+        def place(item: tuple[Trader, dict, str]) -> None:
+            trader, order, client_id = item
             if order.get("cancel"):
                 with lock:
                     mine = [oid for t, oid in placed if t is trader]
                 if not mine:
                     return
-                result = trader.call("DELETE", "order_svc", f"/api/orders/{mine[-1]}")
+                result, again = _call(trader, "DELETE", "order_svc", f"/api/orders/{mine[-1]}")
             else:
-                result = trader.place(**order)
-                if result.status in (200, 201):
-                    with lock:
+                body = {**order, "newClientOrderId": client_id}
+                result, again = _call(trader, "POST", "order_svc", "/api/orders", json_body=body)
+                with lock:
+                    if result is None:
+                        unanswered.append((trader, client_id))
+                    elif result.status in (200, 201):  # 200: an earlier attempt had placed it, its answer lost
                         placed.append((trader, result.json()["orderId"]))
+                        if result.status == 200:
+                            statuses["placed before its answer was lost"] += 1
             with lock:
-                statuses[result.status] += 1
+                statuses[result and result.status] += 1
+                retried["order_svc"] += again
+
+        def read_balances() -> None:
+            reader = random.Random(SEED + 2)
+            while not stop_trading.is_set():
+                result, again = _call(reader.choice(traders), "GET", "portfolio_svc", "/api/balances/")
+                with lock:
+                    statuses[f"balances {result and result.status}"] += 1
+                    retried["portfolio_svc"] += again
+                stop_trading.wait(0.3)
 
         trading = threading.Thread(target=trade_flow, daemon=True)
+        reading = threading.Thread(target=read_balances, daemon=True)
         injector = threading.Thread(target=inject, daemon=True)
         trading.start()
+        reading.start()
         injector.start()
         with ThreadPoolExecutor(max_workers=4) as pool:
+            sent = []
             for i, item in enumerate(plans):
-                pool.submit(place, item)
+                sent.append(pool.submit(place, item))
                 time.sleep(ORDER_WINDOW_S / ORDERS * (0.5 + rng.random()))
                 if i % 100 == 0:
                     print(f"[faults] {i} orders sent, faults so far: {sum(faults.values())}", flush=True)
+        for future in sent:
+            future.result()  # a client's own failure fails the test
         injector.join(timeout=120)
         time.sleep(5)
         stop_trading.set()
         trading.join()
+        reading.join()
+        for trader, client_id in unanswered:  # placed or not: the order book says
+            placed += [
+                (trader, oid)
+                for (oid,) in _query(
+                    "order_svc",
+                    "SELECT id::text FROM orders WHERE user_id = %s AND client_order_id = %s",
+                    (trader.user_id, client_id),
+                )
+            ]
 
         # --- settle: no saga waiting, every outbox drained, nothing changing any more ---------------------
         order_ids = [oid for _, oid in placed]
@@ -223,16 +392,16 @@ def test_crashes_and_a_broker_outage_lose_nothing_and_conserve_money(system, cap
 
     # --- the promises ------------------------------------------------------------------------------------
     user_ids = [t.user_id for t in traders]
-    orders = {
-        str(oid): (status, saga_state, side, user)
-        for oid, status, saga_state, side, user in _query(
-            "order_svc",
-            "SELECT o.id, o.status, s.state, o.side, o.user_id::text FROM orders o JOIN sagas s ON s.order_id = o.id "
-            "WHERE o.user_id::text = ANY(%s)",
-            (user_ids,),
-        )
-    }
-    assert len(orders) == len(placed)
+    rows = _query(
+        "order_svc",
+        "SELECT o.id::text, o.status, s.state, o.side, o.user_id::text, o.client_order_id FROM orders o "
+        "JOIN sagas s ON s.order_id = o.id WHERE o.user_id::text = ANY(%s)",
+        (user_ids,),
+    )
+    orders = {oid: (status, saga_state, side, user) for oid, status, saga_state, side, user, _ in rows}
+    # Every order a client placed, once, whatever a web kill did to its answer; none it did not ask for.
+    assert sorted(orders) == sorted(oid for _, oid in placed)
+    assert {client_id for *_, client_id in rows} <= {client_id for *_, client_id in plans}
     for oid, (status, saga_state, _, _) in orders.items():
         assert status in FINAL | OPEN, f"order {oid} is stuck in {status}"
         assert saga_state in SAGA_FOR_STATUS[status], f"order {oid} is {status} but its saga is {saga_state}"
@@ -277,7 +446,9 @@ def test_crashes_and_a_broker_outage_lose_nothing_and_conserve_money(system, cap
     )
     assert reconcile.returncode == 0, reconcile.stdout[-3000:] + reconcile.stderr[-2000:]
 
-    expected: Counter[str] = Counter({"USDT": Decimal("10000") * USERS})
+    _check_ledger_and_transactions(user_ids, set(fill_ids), STARTING_FUNDS)
+
+    expected: Counter[str] = Counter({"USDT": STARTING_FUNDS * USERS})
     for _, side, base, quote, qty, quote_qty, fee, _ in fills:
         if side == "BUY":
             expected[base] += qty - fee
@@ -304,25 +475,30 @@ def test_crashes_and_a_broker_outage_lose_nothing_and_conserve_money(system, cap
         )[0][0]
         for s in manage_all.SERVICES
     )
-    duplicates = 0
-    for path in log_dir.glob("*_consumers*.log"):
-        for line in path.read_text(errors="replace").splitlines():
-            if '"inbox skipped duplicates"' in line:
-                duplicates += json.loads(line[line.index("{") :]).get("duplicates", 0)
+    duplicates = _duplicates_since(log_dir, log_sizes)
     counts = {
         "orders": len(orders),
         "statuses": dict(Counter(s for s, *_ in orders.values())),
         "http": dict(statuses),
         "fills": len(fills),
         "faults_injected": sum(faults.values()),
+        "fault_test_s": round(time.time() - started_at),
         "faults": dict(faults),
         "events_relayed": relayed,
-        "duplicates_skipped_by_inboxes": duplicates,
+        "duplicates_skipped_by_inboxes": sum(duplicates.values()),
+        "duplicates_by_consumer": dict(duplicates),
+        "requests_sent_again": dict(retried),
+        "placements_never_answered": len(unanswered),
     }
     with capsys.disabled():
         print("\n[faults] " + json.dumps(counts))
     assert sum(faults.values()) == len(schedule)
     assert len(fills) > 0 and relayed > 0
+    # The kills cut work in flight: batches handled but not yet committed to Kafka came again.
+    assert sum(duplicates.values()) > 0, "no kill interrupted a consumer's work: nothing was redelivered"
+    # A killed gunicorn's successor binds at once and queues new connections until it serves, so only requests in
+    # flight at the kill fail; with the placements' four threads some always are.
+    assert sum(retried.values()) > 0, "no web kill met a client's request"
 
     # Leave no open order behind: later tests' trades would fill these older orders first.
     system.cancel_open_orders()
