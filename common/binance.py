@@ -15,7 +15,7 @@ from typing import Any
 
 from django.http import QueryDict
 from django.utils import timezone
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import AllowAny, BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -87,6 +87,92 @@ class BinanceView(APIView):
 
     def get_exception_handler(self):
         return exception_handler
+
+
+# --- SIGNED endpoints -------------------------------------------------------------------------------------------
+#
+# The gateway checks a SIGNED (or API-key-only) request with user_svc before it reaches the owning service: user_svc
+# verifies X-MBX-APIKEY, the HMAC signature, timestamp and recvWindow against the key it alone holds, and answers
+# with a short-lived access JWT that nginx forwards as `Authorization: Bearer`. Such a token carries, besides the
+# usual claims (sub: the user), the key it was made for and that key's permissions:
+
+API_KEY_CLAIM = "api_key"  # the ApiKey's id
+API_KEY_PERMISSIONS_CLAIM = "api_key_permissions"  # ["read"] or ["read", "trade"]
+# Checked by the gateway and user_svc, never by a service's own parameter rules.
+SECURITY_PARAMS = frozenset({"timestamp", "recvWindow", "signature"})
+
+REJECTED_MBX_KEY = -2015
+API_KEY_FORMAT_INVALID = -2014
+
+
+def rejected_key() -> BinanceError:
+    return BinanceError(REJECTED_MBX_KEY, "Invalid API-key, IP, or permissions for action.", status_code=401)
+
+
+class _ApiKeyToken(BasePermission):
+    """The request came through the gateway's API key check: a valid access token made for an API key."""
+
+    required = "read"
+
+    def has_permission(self, request, view) -> bool:
+        claims = request.auth if isinstance(request.auth, dict) else None
+        if claims is None or not claims.get(API_KEY_CLAIM):
+            # No token at all (the service called around the gateway): the key header was never checked.
+            raise BinanceError(API_KEY_FORMAT_INVALID, "API-key format invalid.", status_code=401)
+        if self.required not in (claims.get(API_KEY_PERMISSIONS_CLAIM) or ()):
+            raise rejected_key()
+        return True
+
+
+class CanRead(_ApiKeyToken):
+    required = "read"
+
+
+class CanTrade(_ApiKeyToken):
+    required = "trade"
+
+
+class SignedView(BinanceView):
+    """A SIGNED (or API-key) /api/v3 endpoint: the gateway-made token names the user; `trade` views (placing and
+    cancelling) need a key with the trade permission, as on the exchange (-2015 otherwise)."""
+
+    trade = False
+
+    def get_authenticators(self):
+        from common.auth import JWTAuthentication
+
+        return [JWTAuthentication()]
+
+    def get_permissions(self):
+        return [CanTrade() if self.trade else CanRead()]
+
+    def permission_denied(self, request, message=None, code=None):
+        raise BinanceError(API_KEY_FORMAT_INVALID, "API-key format invalid.", status_code=401)
+
+    def handle_exception(self, exc):
+        from rest_framework.exceptions import AuthenticationFailed, NotAuthenticated
+
+        if isinstance(exc, (AuthenticationFailed, NotAuthenticated)):
+            exc = rejected_key()  # an expired or forged token: as Binance answers a key it does not accept
+        return super().handle_exception(exc)
+
+
+def signed_params(request) -> dict[str, str]:
+    """A SIGNED request's parameters: the query string's and the form body's together (Binance takes either), one
+    value each (the same name twice, in one place or across both, is -1101); the security parameters left out."""
+    merged: dict[str, str] = {}
+    sources = [request.query_params]
+    body = getattr(request, "data", None)
+    if isinstance(body, QueryDict):
+        sources.append(body)
+    for source in sources:
+        for name in source:
+            values = source.getlist(name)
+            if len(values) > 1 or name in merged:
+                raise BinanceError(TOO_MANY_PARAMETERS, "Duplicate values for a parameter detected.")
+            if name not in SECURITY_PARAMS and values[0] != "":
+                merged[name] = values[0]
+    return merged
 
 
 def server_time_ms() -> int:

@@ -107,6 +107,8 @@ API_KEY_ENCRYPTION_KEYS = _api_key_encryption_keys()
 API_KEYS_PER_USER = 20
 # last_used_at is written at most once per this many seconds per key: a signed request rarely writes.
 API_KEY_LAST_USED_RESOLUTION_S = 60
+# The access token the gateway forwards with a request checked by API key (users.tokens.ApiKeyAccessToken).
+API_KEY_TOKEN_LIFETIME_S = 60
 
 CELERY_BEAT_SCHEDULE = {
     **_shared["CELERY_BEAT_SCHEDULE"],

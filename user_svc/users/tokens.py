@@ -23,6 +23,7 @@ from rest_framework_simplejwt.tokens import AccessToken, RefreshToken, Token
 from rest_framework_simplejwt.utils import datetime_from_epoch
 
 from common import auth
+from common import binance as auth_claims
 from users import keys
 
 FAMILY_CLAIM = "fam"
@@ -124,3 +125,21 @@ def token_pair_for(refresh: UserRefreshToken) -> TokenPair:
         refresh=str(refresh),
         expires_in=int(_lifetime("ACCESS_TOKEN_LIFETIME").total_seconds()),
     )
+
+
+class ApiKeyAccessToken(UserAccessToken):
+    """The access token the gateway forwards with a request it checked by API key (common.binance): short-lived,
+    made per request, naming the key and what it may do. A revoked key earns no new one, so it stops working at
+    once; one already issued lives API_KEY_TOKEN_LIFETIME_S at most, inside the gateway only (no client sees it)."""
+
+    @property
+    def lifetime(self) -> timedelta:  # type: ignore[override]
+        return timedelta(seconds=settings.API_KEY_TOKEN_LIFETIME_S)
+
+
+def api_key_access_token(*, user_id: uuid.UUID, api_key_id: uuid.UUID, permissions: tuple[str, ...]) -> str:
+    token = ApiKeyAccessToken()
+    token[api_settings.USER_ID_CLAIM] = str(user_id)
+    token[auth_claims.API_KEY_CLAIM] = str(api_key_id)
+    token[auth_claims.API_KEY_PERMISSIONS_CLAIM] = list(permissions)
+    return str(token)

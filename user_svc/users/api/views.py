@@ -16,10 +16,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common import binance
+from common.binance import BinanceError, BinanceView
 from users import keys, selectors, services
 from users.api import serializers as s
 from users.throttling import PasswordThrottled
-from users.tokens import TokenPair
+from users.tokens import TokenPair, api_key_access_token
 
 REGISTER_ACCEPTED = (
     "Registration received. A mail is on its way to this address: follow it to confirm the address "
@@ -266,3 +268,26 @@ class ApiKeyView(GenericAPIView):
         me = selectors.user_get_active(user_id=request.user.id)
         services.api_key_revoke(user_id=me.id, key_id=key_id, request_id=request_id(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class GatewayCheckView(BinanceView):
+    """The gateway's check of a Binance /api/v3 request by API key (infra/nginx/binance.js), before it forwards the
+    request to the service that owns the path: 200 with the access token to forward, or Binance's refusal, which
+    the gateway answers the client with. Not routed by the gateway to clients (it is no path of routes.toml); a
+    caller gains nothing here it could not do by sending the signed request itself.
+
+    Body: {"api_key": X-MBX-APIKEY, "query": the raw query string, "body": the raw form body, "signed": bool}.
+    """
+
+    @extend_schema(exclude=True)
+    def post(self, request: Request) -> Response:
+        data = request.data
+        fields = {name: data.get(name, "") for name in ("api_key", "query", "body")} if isinstance(data, dict) else {}
+        signed = data.get("signed", True) if isinstance(data, dict) else None
+        if not fields or not all(isinstance(v, str) for v in fields.values()) or not isinstance(signed, bool):
+            raise BinanceError(binance.MANDATORY_PARAM_EMPTY_OR_MALFORMED, "Malformed gateway check.")
+        identity = services.check_gateway_request(signed=signed, **fields)
+        token = api_key_access_token(
+            user_id=identity.user_id, api_key_id=identity.api_key_id, permissions=identity.permissions
+        )
+        return Response({"token": token, "expires_in": settings.API_KEY_TOKEN_LIFETIME_S})

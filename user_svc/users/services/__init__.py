@@ -22,6 +22,8 @@ from users.services.api_keys import (
     api_key_revoke,
     api_keys_reencrypt,
     api_keys_revoke,
+    check_gateway_request,
+    verify_api_key,
     verify_signed_request,
 )
 from users.services.sessions import (
@@ -51,6 +53,7 @@ __all__ = [
     "api_key_revoke",
     "api_keys_reencrypt",
     "api_keys_revoke",
+    "check_gateway_request",
     "session_start",
     "sessions_revoke_all",
     "token_purge_expired",
@@ -62,5 +65,6 @@ __all__ = [
     "user_login",
     "user_register",
     "user_update",
+    "verify_api_key",
     "verify_signed_request",
 ]

@@ -1,5 +1,6 @@
 """API keys: created (the secret shown once), revoked by their owner or an operator, and the check of a
-Binance-style SIGNED request, which the gateway's auth_request will ask for (verify_signed_request).
+Binance-style SIGNED request (verify_signed_request), which the gateway asks for before every SIGNED request it
+forwards (check_gateway_request: the raw query string and body as the client sent them).
 
 The check reads the database every time (one indexed query), so a revoked key stops working with the commit
 that revoked it, in every process; no cache to invalidate.
@@ -16,6 +17,7 @@ import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs
 
 from django.conf import settings
 from django.db import transaction
@@ -41,6 +43,7 @@ INVALID_SIGNATURE = -1022
 INVALID_TIMESTAMP = -1021
 MANDATORY_PARAM_EMPTY_OR_MALFORMED = -1102
 BAD_RECV_WINDOW = -1131
+TOO_MANY_PARAMETERS = -1101
 DEFAULT_RECV_WINDOW_MS = 5000
 MAX_RECV_WINDOW_MS = 60000
 MAX_AHEAD_MS = 1000  # a timestamp may run this far ahead of the server's clock
@@ -262,3 +265,65 @@ def verify_signed_request(
             last_used_at=now
         )
     return SignedRequestIdentity(user_id=key.user_id, api_key_id=key.id, permissions=tuple(key.permissions))
+
+
+def verify_api_key(api_key: str) -> SignedRequestIdentity:
+    """An API-key-only request (Binance's USER_STREAM endpoints): the key is live; no signature or timestamp."""
+    if not _KEY_FORMAT.fullmatch(api_key or ""):
+        raise SignedRequestRefused(API_KEY_FORMAT_INVALID, "API-key format invalid.", status_code=401)
+    key = (
+        ApiKey.objects.filter(api_key=api_key, revoked_at__isnull=True, user__is_active=True)
+        .only("id", "user_id", "can_trade")
+        .first()
+    )
+    if key is None:
+        raise SignedRequestRefused(REJECTED_MBX_KEY, "Invalid API-key, IP, or permissions for action.", status_code=401)
+    return SignedRequestIdentity(user_id=key.user_id, api_key_id=key.id, permissions=tuple(key.permissions))
+
+
+def _without_signature(raw: str) -> tuple[str, list[str]]:
+    """The raw parameters without their `signature` (kept byte for byte, in order), and the signatures found."""
+    kept, signatures = [], []
+    for part in raw.split("&") if raw else []:
+        name, _, value = part.partition("=")
+        if name == "signature":
+            signatures.append(value)
+        else:
+            kept.append(part)
+    return "&".join(kept), signatures
+
+
+def _decoded(raw: str) -> dict[str, list[str]]:
+    return parse_qs(raw, keep_blank_values=True) if raw else {}
+
+
+def check_gateway_request(*, api_key: str, query: str, body: str, signed: bool) -> SignedRequestIdentity:
+    """The gateway's question for one /api/v3 request, with the query string and the form body exactly as sent.
+
+    SIGNED: the signature is the `signature` parameter (in the query string or the body, once) and signs the
+    query string followed directly by the body, each without it (Binance's totalParams); `timestamp` and
+    `recvWindow` are read from either. Not signed (API-key-only endpoints): the key alone.
+    """
+    if not signed:
+        return verify_api_key(api_key)
+    query_payload, in_query = _without_signature(query)
+    body_payload, in_body = _without_signature(body)
+    params = _decoded(query_payload)
+    for name, values in _decoded(body_payload).items():
+        params.setdefault(name, []).extend(values)
+    signatures = in_query + in_body
+    if len(signatures) > 1 or any(len(params.get(name, [])) > 1 for name in ("timestamp", "recvWindow")):
+        raise SignedRequestRefused(TOO_MANY_PARAMETERS, "Duplicate values for a parameter detected.")
+    if not signatures:
+        verify_api_key(api_key)  # an unknown key is refused as such first, as Binance does
+        raise SignedRequestRefused(
+            MANDATORY_PARAM_EMPTY_OR_MALFORMED,
+            "Mandatory parameter 'signature' was not sent, was empty/null, or malformed.",
+        )
+    return verify_signed_request(
+        api_key=api_key,
+        payload=query_payload + body_payload,
+        signature=signatures[0],
+        timestamp=(params.get("timestamp") or [None])[0],
+        recv_window=(params.get("recvWindow") or [None])[0],
+    )
