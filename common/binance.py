@@ -133,10 +133,11 @@ class CanTrade(_ApiKeyToken):
 
 
 class SignedView(BinanceView):
-    """A SIGNED (or API-key) /api/v3 endpoint: the gateway-made token names the user; `trade` views (placing and
-    cancelling) need a key with the trade permission, as on the exchange (-2015 otherwise)."""
+    """A SIGNED (or API-key) /api/v3 endpoint: the gateway-made token names the user; the methods in
+    `trade_methods` (Binance's TRADE endpoints: placing and cancelling) need a key with the trade permission, as on
+    the exchange (-2015 otherwise); the rest (USER_DATA) any live key."""
 
-    trade = False
+    trade_methods: frozenset[str] = frozenset()
 
     def get_authenticators(self):
         from common.auth import JWTAuthentication
@@ -144,7 +145,7 @@ class SignedView(BinanceView):
         return [JWTAuthentication()]
 
     def get_permissions(self):
-        return [CanTrade() if self.trade else CanRead()]
+        return [CanTrade() if self.request.method in self.trade_methods else CanRead()]
 
     def permission_denied(self, request, message=None, code=None):
         raise BinanceError(API_KEY_FORMAT_INVALID, "API-key format invalid.", status_code=401)
