@@ -732,6 +732,10 @@ class Etcd(Daemon):
             say(f"etcd auth: {change}")
 
 
+# nginx's JavaScript module (njs): the gateway checks Binance's SIGNED requests with it (infra/nginx/binance.js).
+NJS_MODULE = "/usr/lib/nginx/modules/ngx_http_js_module.so"
+
+
 class Gateway:
     """nginx as the API gateway on 127.0.0.1:<port>; its upstreams follow the etcd registry.
 
@@ -760,7 +764,7 @@ class Gateway:
         return read_pid(self.pidfile) is not None and port_open(self.port)
 
     def up(self) -> None:
-        ensure_packages({"nginx": "nginx"})
+        ensure_packages({"nginx": "nginx", NJS_MODULE: "libnginx-mod-http-js"})
         import gateway
 
         self.home.mkdir(parents=True, exist_ok=True)

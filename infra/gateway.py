@@ -43,6 +43,16 @@ ROUTES = infra.ROOT / "infra" / "routes.toml"
 TEMPLATES = infra.ROOT / "infra" / "nginx"
 # An address nothing listens on: an upstream with no live instance fails fast, and nginx answers JSON 502.
 NO_INSTANCE = "127.0.0.1:9"
+PROXY_HEADERS = """proxy_set_header Connection "";
+proxy_set_header Host $host;
+proxy_set_header X-Request-ID $platform_request_id;
+proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+proxy_set_header X-Forwarded-Proto $scheme;
+"""
+# What a Binance SIGNED request may carry in its body: its parameters, read whole into memory by njs.
+BINANCE_MAX_BODY = "16k"
+# user_svc's check of a Binance request by API key (users.api.views.GatewayCheckView).
+BINANCE_CHECK = "/internal/binance/check"
 
 
 def load_routes() -> dict[str, dict]:
@@ -78,10 +88,18 @@ def render(instances: dict[str, list[str]] | None, *, home: Path = NGINX, port: 
         for prefix in route["prefixes"]:
             limit = "limit_req zone=auth burst=10 nodelay; " if prefix in auth else ""
             locations.append(f"location {prefix} {{ {limit}proxy_pass http://{service}; }}")
+        locations.extend(binance_locations(service, route))
         locations.append(f"location = /docs/{service}/schema {{ proxy_pass http://{service}/api/schema/; }}")
         # A service's liveness through the front door (the gateway's own is /healthz).
         locations.append(f"location = /health/{service} {{ proxy_pass http://{service}/healthz; }}")
+    if any(route.get("signed") or route.get("api_key") for route in routes.values()):
+        locations.append(
+            f"location = /_binance/check {{ internal; proxy_pass_request_headers off; {_inline(PROXY_HEADERS)} "
+            f"proxy_set_header Content-Type application/json; proxy_pass http://user_svc{BINANCE_CHECK}; }}"
+        )
     (home / "routes.conf").write_text("\n".join(locations) + "\n")
+    (home / "proxy_headers.conf").write_text(PROXY_HEADERS)
+    (home / "binance.js").write_text((TEMPLATES / "binance.js").read_text())
     urls = [{"name": svc, "url": f"/docs/{svc}/schema"} for svc in routes]
     (home / "docs.html").write_text((TEMPLATES / "docs.html.template").read_text().format(urls=json.dumps(urls)))
     (home / "nginx.conf").write_text(
@@ -104,6 +122,29 @@ def render(instances: dict[str, list[str]] | None, *, home: Path = NGINX, port: 
     if changed:
         path.write_text(new)
     return changed
+
+
+def _inline(block: str) -> str:
+    return " ".join(block.split("\n")).strip()
+
+
+def binance_locations(service: str, route: dict) -> list[str]:
+    """A service's Binance paths checked by API key (binance.js), and the named location that forwards them."""
+    checked = [(path, "1") for path in route.get("signed", [])] + [(path, "0") for path in route.get("api_key", [])]
+    if not checked:
+        return []
+    body = f"client_max_body_size {BINANCE_MAX_BODY}; client_body_buffer_size {BINANCE_MAX_BODY};"
+    locations = [
+        f"location = {path} {{ {body} set $binance_service {service}; set $binance_signed {signed}; "
+        "js_content binance.check; }"
+        for path, signed in checked
+    ]
+    locations.append(
+        f"location @binance_{service} {{ {_inline(PROXY_HEADERS)} "
+        'proxy_set_header Authorization "Bearer $binance_token"; proxy_set_header X-MBX-APIKEY ""; '
+        f"proxy_pass http://{service}; }}"
+    )
+    return locations
 
 
 # host:port as nginx's `server` takes it and nothing more: DNS labels (an IPv4 address is one of these shapes,

@@ -16,3 +16,6 @@ PORTFOLIO_STARTING_ASSET = env.str("PORTFOLIO_STARTING_ASSET", default="USDT")
 PORTFOLIO_STARTING_FUNDS = Decimal(env.str("PORTFOLIO_STARTING_FUNDS", default="10000"))
 # The currency valuations are expressed in (last prices of <ASSET><VALUATION_ASSET> pairs).
 PORTFOLIO_VALUATION_ASSET = env.str("PORTFOLIO_VALUATION_ASSET", default="USDT")
+# The fees order_svc charges (its variables, read here too): GET /api/v3/account reports them as Binance does.
+ORDER_MAKER_FEE_RATE = Decimal(env.str("ORDER_MAKER_FEE_RATE", default="0.001"))
+ORDER_TAKER_FEE_RATE = Decimal(env.str("ORDER_TAKER_FEE_RATE", default="0.001"))
