@@ -106,6 +106,9 @@ def service_env(svc: str) -> dict[str, str]:
         "PLATFORM_SERVICE": svc,
         "DJANGO_SETTINGS_MODULE": f"{svc}.settings",
         "DATABASE_URL": infra.database_url(svc),
+        # Behind the gateway the client's address is the last X-Forwarded-For hop nginx appends (Binance's
+        # per-IP request weight, common/binance_limits.py).
+        "TRUSTED_PROXIES": "1",
     }
     if svc == "user_svc":  # the only holder of the signing key
         env["JWT_PRIVATE_KEY_FILE"] = str(JWT_DIR / "private.pem")

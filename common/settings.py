@@ -137,6 +137,8 @@ def service_settings(*, name: str, base_dir: Path, apps: list[str]) -> dict[str,
         "MIDDLEWARE": [
             "common.middleware.RequestIdMiddleware",
             "common.middleware.RejectNulMiddleware",
+            # Binance's request weights and order counts on /api/v3 (common/binance_limits.py).
+            "common.binance_limits.BinanceLimitsMiddleware",
             "django.middleware.security.SecurityMiddleware",
             "whitenoise.middleware.WhiteNoiseMiddleware",
             "django.contrib.sessions.middleware.SessionMiddleware",
@@ -268,6 +270,12 @@ def service_settings(*, name: str, base_dir: Path, apps: list[str]) -> dict[str,
         "OUTBOX_RETENTION_HOURS": env.float("OUTBOX_RETENTION_HOURS", default=24.0),
         # Inbox rows (dedup marks) outlive every redelivery Kafka can still make: its default log retention, 7 days.
         "INBOX_RETENTION_HOURS": env.float("INBOX_RETENTION_HOURS", default=168.0),
+        # How many proxies in front of the service append to X-Forwarded-For (1 behind the gateway); 0 trusts none.
+        "TRUSTED_PROXIES": env.int("TRUSTED_PROXIES", default=0),
+        # Binance's limits on /api/v3 (common/binance_limits.py; exchangeInfo reports them).
+        "BINANCE_REQUEST_WEIGHT_1M": env.int("BINANCE_REQUEST_WEIGHT_1M", default=6000),
+        "BINANCE_ORDERS_10S": env.int("BINANCE_ORDERS_10S", default=100),
+        "BINANCE_ORDERS_1D": env.int("BINANCE_ORDERS_1D", default=200000),
         # How often a busy consumer commits its offsets: what a crash redelivers is at most this much work.
         "CONSUMER_COMMIT_INTERVAL_S": env.float("CONSUMER_COMMIT_INTERVAL_S", default=0.2),
         "OUTBOX_RELAY_LOOP_S": env.float("OUTBOX_RELAY_LOOP_S", default=300.0),
