@@ -21,6 +21,9 @@ MARKET_DATA_TOPIC = env.str("MARKET_DATA_TOPIC", default="market-data")
 ORDER_SAGA_TIMEOUT_S = env.float("ORDER_SAGA_TIMEOUT_S", default=10.0)
 # MARKET, IOC and FOK orders wait this long for a (crossing) trade after acceptance, then expire.
 ORDER_IMMEDIATE_TIMEOUT_S = env.float("ORDER_IMMEDIATE_TIMEOUT_S", default=30.0)
+# Binance's POST /api/v3/order waits at most this long for the saga's outcome (NEW or -2010; a MARKET order's
+# fills too), woken by a PostgreSQL notification (orders.notifications); then it answers with what is known.
+ORDER_BINANCE_WAIT_S = env.float("ORDER_BINANCE_WAIT_S", default=2.0)
 # A MARKET BUY given in base quantity reserves qty x last price x (1 + buffer).
 ORDER_MARKET_BUY_BUFFER = Decimal(env.str("ORDER_MARKET_BUY_BUFFER", default="0.05"))
 # Binance's default spot rates; the fee is charged in the asset the order receives.

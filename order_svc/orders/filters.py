@@ -33,6 +33,12 @@ class OrderNotFound(ApplicationError):
     code = NO_SUCH_ORDER
 
 
+class CancelRestricted(ApplicationError):
+    """The order is open, but not in the status the cancel was restricted to (Binance's cancelRestrictions)."""
+
+    code = CANCEL_REJECTED
+
+
 def parse_decimal(name: str, value: Any) -> Decimal | None:
     """A decimal parameter as Binance accepts it; None when absent. Raises -1100 for anything else."""
     if value is None or value == "":

@@ -11,6 +11,23 @@ from django.db.models import F, Q
 AMOUNT = {"max_digits": 32, "decimal_places": 8}
 
 
+class NextVal(models.Func):
+    """nextval('<sequence>'): a column's database default drawn from a sequence of its own (migration 0004).
+
+    The value is made by the INSERT and comes back in its RETURNING clause, so nothing reads it afterwards.
+    """
+
+    function = "nextval"
+    output_field = models.BigIntegerField()
+
+    def __init__(self, sequence: str):
+        super().__init__(models.Value(sequence))
+
+
+ORDER_NUMBER_SEQUENCE = "orders_number_seq"
+FILL_NUMBER_SEQUENCE = "fills_number_seq"
+
+
 class Side(models.TextChoices):
     BUY = "BUY"
     SELL = "SELL"
@@ -75,6 +92,8 @@ class Symbol(models.Model):
 
 class Order(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # Binance's integer orderId (the platform's own API names orders by `id`).
+    number = models.BigIntegerField(unique=True, editable=False, db_default=NextVal(ORDER_NUMBER_SEQUENCE))
     user_id = models.UUIDField(db_index=True)
     client_order_id = models.CharField(max_length=64)
     symbol = models.ForeignKey(Symbol, on_delete=models.PROTECT, related_name="orders", db_column="symbol")
@@ -126,6 +145,8 @@ class Order(models.Model):
         indexes = [
             models.Index(fields=["symbol", "status"], name="order_symbol_status_idx"),
             models.Index(fields=["user_id", "-created_at"], name="order_user_created_idx"),
+            # Binance's allOrders: one user's orders of one symbol by orderId.
+            models.Index(fields=["user_id", "symbol", "number"], name="order_user_symbol_number_idx"),
         ]
 
     def __str__(self) -> str:
@@ -160,6 +181,9 @@ class OrderEvent(models.Model):
 
 class Fill(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # Binance's integer id of an account's trade (myTrades' `id`, a FULL answer's `tradeId`): one per fill, where
+    # `trade_id`, the market trade that made it, may have filled several orders.
+    number = models.BigIntegerField(unique=True, editable=False, db_default=NextVal(FILL_NUMBER_SEQUENCE))
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="fills")
     trade_id = models.BigIntegerField()
     price = models.DecimalField(**AMOUNT)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -12,7 +13,18 @@ from django.db import connection
 from django.db.models import F, Max, Prefetch, Q, QuerySet, Sum
 
 from orders.filters import OrderNotFound
-from orders.models import OPEN_STATUSES, Fill, LastTrade, Order, OrderEvent, OrderType, Side, Symbol, TimeInForce
+from orders.models import (
+    OPEN_STATUSES,
+    Fill,
+    LastTrade,
+    Order,
+    OrderEvent,
+    OrderStatus,
+    OrderType,
+    Side,
+    Symbol,
+    TimeInForce,
+)
 
 # The symbols this process has met: the catalogue never changes while it runs (an operator's change to a
 # symbol takes a restart). A name not listed is looked up again, so a pair seeded later needs no restart.
@@ -137,3 +149,99 @@ def order_list(*, user_id: uuid.UUID, filters: dict[str, str] | None = None) -> 
         if value:
             qs = qs.filter(**{"symbol_id" if field == "symbol" else field: value.upper()})
     return _with_fills(qs)
+
+
+# --- Binance's /api/v3 reads: orders by their integer orderId, trades by fill number -------------------------------
+
+
+@dataclass(frozen=True)
+class OrderState:
+    """Where an order stands: what a request waiting for its outcome needs (orders.notifications)."""
+
+    status: str
+    reason: str
+    updated_at_ms: int
+
+
+def order_state_get(*, order_id: Any) -> OrderState | None:
+    row = Order.objects.filter(id=order_id).values_list("status", "reason", "updated_at").first()
+    if row is None:
+        return None
+    status, reason, updated_at = row
+    return OrderState(status=status, reason=reason, updated_at_ms=int(updated_at.timestamp() * 1000))
+
+
+def order_find(
+    *, user_id: uuid.UUID, symbol: str, number: int | None = None, client_order_id: str | None = None
+) -> Order | None:
+    """One of this user's orders of this symbol, as Binance looks one up: by orderId (and then the client order id
+    must be that order's too, when given), else by client order id."""
+    qs = Order.objects.filter(user_id=user_id, symbol_id=symbol)
+    if number is not None:
+        order = qs.filter(number=number).first()
+        if order is not None and client_order_id is not None and order.client_order_id != client_order_id:
+            return None
+        return order
+    if client_order_id is None:
+        return None
+    return qs.filter(client_order_id=client_order_id).first()
+
+
+# Binance's open orders: accepted and not done; an order still waiting for its funds too (it can be cancelled).
+BINANCE_OPEN_STATUSES = (OrderStatus.PENDING_NEW, *OPEN_STATUSES)
+
+
+def orders_open_list(*, user_id: uuid.UUID, symbol: str | None = None) -> list[Order]:
+    qs = Order.objects.filter(user_id=user_id, status__in=BINANCE_OPEN_STATUSES)
+    if symbol is not None:
+        qs = qs.filter(symbol_id=symbol)
+    return list(qs.order_by("number"))
+
+
+def _window(qs: QuerySet, field: str, start: datetime | None, end: datetime | None) -> QuerySet:
+    if start is not None:
+        qs = qs.filter(**{f"{field}__gte": start})
+    if end is not None:
+        qs = qs.filter(**{f"{field}__lte": end})
+    return qs
+
+
+def orders_history_list(
+    *,
+    user_id: uuid.UUID,
+    symbol: str,
+    from_number: int | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    limit: int = 500,
+) -> list[Order]:
+    """Binance's allOrders, oldest first: from an orderId or a start time onwards, else the newest `limit`."""
+    qs = _window(Order.objects.filter(user_id=user_id, symbol_id=symbol), "created_at", start, end)
+    if from_number is not None:
+        qs = qs.filter(number__gte=from_number)
+    if from_number is not None or start is not None:
+        return list(qs.order_by("number")[:limit])
+    return list(reversed(qs.order_by("-number")[:limit]))
+
+
+def fills_list(
+    *,
+    user_id: uuid.UUID,
+    symbol: str,
+    order_number: int | None = None,
+    from_number: int | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    limit: int = 500,
+) -> list[Fill]:
+    """Binance's myTrades, oldest first, each with its order: from a trade id or a start time onwards, else the
+    newest `limit`."""
+    qs = Fill.objects.filter(order__user_id=user_id, order__symbol_id=symbol).select_related("order")
+    if order_number is not None:
+        qs = qs.filter(order__number=order_number)
+    qs = _window(qs, "executed_at", start, end)
+    if from_number is not None:
+        qs = qs.filter(number__gte=from_number)
+    if from_number is not None or start is not None:
+        return list(qs.order_by("number")[:limit])
+    return list(reversed(qs.order_by("-number")[:limit]))

@@ -260,3 +260,150 @@ V3_EXCHANGE_INFO = {
     },
     "required": ["timezone", "serverTime", "rateLimits", "exchangeFilters", "symbols"],
 }
+
+
+# --- Binance's SIGNED /api/v3 answers of order_svc: orders and the account's trades ---------------------------------
+
+_ORDER_ID = {"type": "integer", "minimum": 1, "description": "Binance's integer orderId"}
+_ORDER_LIST_ID = {"type": "integer", "enum": [-1], "description": "always -1: no order lists here"}
+_STP = {"type": "string", "enum": ["NONE"]}
+_ENUMS = {
+    "status": {"type": "string", "enum": OrderStatus.values},
+    "timeInForce": {"type": "string", "enum": TimeInForce.values, "description": "GTC for a MARKET order"},
+    "type": {"type": "string", "enum": OrderType.values},
+    "side": {"type": "string", "enum": Side.values},
+}
+
+
+def _closed(title: str, properties: dict, description: str = "") -> dict:
+    """An object with exactly these fields, every one present (Binance's answers have no optional fields here)."""
+    schema = {"type": "object", "title": title, "properties": properties, "additionalProperties": False}
+    if properties:
+        schema["required"] = list(properties)
+    return {**schema, "description": description} if description else schema
+
+
+_ACK_FIELDS = {
+    "symbol": {"type": "string"},
+    "orderId": _ORDER_ID,
+    "orderListId": _ORDER_LIST_ID,
+    "clientOrderId": {"type": "string"},
+    "transactTime": MS,
+}
+_RESULT_FIELDS = {
+    **_ACK_FIELDS,
+    "price": V3_DECIMAL,
+    "origQty": V3_DECIMAL,
+    "executedQty": V3_DECIMAL,
+    "origQuoteOrderQty": V3_DECIMAL,
+    "cummulativeQuoteQty": V3_DECIMAL,
+    **_ENUMS,
+    "workingTime": {"type": "integer", "description": "when it was accepted (ms); -1 before"},
+    "selfTradePreventionMode": _STP,
+}
+V3_FILL = _closed(
+    "fill",
+    {
+        "price": V3_DECIMAL,
+        "qty": V3_DECIMAL,
+        "commission": V3_DECIMAL,
+        "commissionAsset": {"type": "string"},
+        "tradeId": {"type": "integer", "description": "the trade's id in /api/v3/myTrades"},
+    },
+)
+V3_NEW_ORDER = {
+    "description": "newOrderRespType decides the shape: ACK, RESULT or FULL (the default). A saga still running when "
+    "the wait ends is answered with the ACK fields and its status (PENDING_NEW), whatever was asked.",
+    "oneOf": [
+        _closed("FULL", {**_RESULT_FIELDS, "fills": {"type": "array", "items": V3_FILL}}),
+        _closed("RESULT", _RESULT_FIELDS),
+        _closed("ACK", _ACK_FIELDS),
+        _closed(
+            "PENDING (the wait ended first)",
+            {**_ACK_FIELDS, "status": {"type": "string", "enum": [OrderStatus.PENDING_NEW]}},
+        ),
+    ],
+}
+_RATES = _closed("rates", {"maker": V3_DECIMAL, "taker": V3_DECIMAL})
+V3_TEST_ORDER = {
+    "oneOf": [
+        _closed("empty", {}, "the order passed every check (nothing was placed)"),
+        _closed(
+            "commission rates (computeCommissionRates=true)",
+            {
+                "standardCommissionForOrder": _RATES,
+                "taxCommissionForOrder": _RATES,
+                "discount": _closed(
+                    "discount",
+                    {
+                        "enabledForAccount": {"type": "boolean"},
+                        "enabledForSymbol": {"type": "boolean"},
+                        "discountAsset": {"type": "string"},
+                        "discount": V3_DECIMAL,
+                    },
+                ),
+            },
+        ),
+    ]
+}
+V3_ORDER = _closed(
+    "order",
+    {
+        "symbol": {"type": "string"},
+        "orderId": _ORDER_ID,
+        "orderListId": _ORDER_LIST_ID,
+        "clientOrderId": {"type": "string"},
+        "price": V3_DECIMAL,
+        "origQty": V3_DECIMAL,
+        "executedQty": V3_DECIMAL,
+        "cummulativeQuoteQty": V3_DECIMAL,
+        **_ENUMS,
+        "stopPrice": V3_DECIMAL,
+        "icebergQty": V3_DECIMAL,
+        "time": MS,
+        "updateTime": MS,
+        "isWorking": {"type": "boolean", "description": "accepted (its funds reserved)"},
+        "workingTime": {"type": "integer", "description": "when it was accepted (ms); -1 before"},
+        "origQuoteOrderQty": V3_DECIMAL,
+        "selfTradePreventionMode": _STP,
+    },
+)
+V3_ORDERS = {"type": "array", "items": V3_ORDER, "description": "oldest first"}
+V3_CANCELED = _closed(
+    "canceled order",
+    {
+        "symbol": {"type": "string"},
+        "origClientOrderId": {"type": "string", "description": "the order's client order id"},
+        "orderId": _ORDER_ID,
+        "orderListId": _ORDER_LIST_ID,
+        "clientOrderId": {"type": "string", "description": "this cancel's id (newClientOrderId, or a made one)"},
+        "transactTime": MS,
+        "price": V3_DECIMAL,
+        "origQty": V3_DECIMAL,
+        "executedQty": V3_DECIMAL,
+        "origQuoteOrderQty": V3_DECIMAL,
+        "cummulativeQuoteQty": V3_DECIMAL,
+        **_ENUMS,
+        "selfTradePreventionMode": _STP,
+    },
+)
+V3_CANCELED_LIST = {"type": "array", "items": V3_CANCELED}
+V3_TRADE = _closed(
+    "trade",
+    {
+        "symbol": {"type": "string"},
+        "id": {"type": "integer", "description": "the account's trade id (one per fill)"},
+        "orderId": _ORDER_ID,
+        "orderListId": _ORDER_LIST_ID,
+        "price": V3_DECIMAL,
+        "qty": V3_DECIMAL,
+        "quoteQty": V3_DECIMAL,
+        "commission": V3_DECIMAL,
+        "commissionAsset": {"type": "string"},
+        "time": MS,
+        "isBuyer": {"type": "boolean"},
+        "isMaker": {"type": "boolean"},
+        "isBestMatch": {"type": "boolean", "enum": [True]},
+    },
+)
+V3_TRADES = {"type": "array", "items": V3_TRADE, "description": "oldest first"}

@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+import psycopg2.errors
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Q
+from django.db import OperationalError, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
+from common.bulk import bulk_update
 from common.exceptions import ApplicationError
 from orders import filters
 from orders.models import OPEN_STATUSES, Order, OrderStatus, OrderType, Saga, SagaState, TimeInForce
-from orders.saga import STEP_RELEASE_FUNDS, saga_advance
-from orders.services.events import funds_release_request, order_event_emit
+from orders.saga import SAGA_FIELDS, STEP_RELEASE_FUNDS, saga_advance, saga_transition
+from orders.services.events import (
+    OrderMessage,
+    funds_release_command,
+    funds_release_request,
+    order_event_emit,
+    order_events_emit,
+    order_fact,
+)
 
 if TYPE_CHECKING:
     from orders.services.fills import OrderWrites
@@ -24,9 +35,15 @@ CANCELED_BY_USER = "canceled by user"
 
 
 def order_cancel(
-    *, order_id: uuid.UUID | str, user_id: uuid.UUID | None = None, reason: str = CANCELED_BY_USER
+    *,
+    order_id: uuid.UUID | str,
+    user_id: uuid.UUID | None = None,
+    reason: str = CANCELED_BY_USER,
+    only_statuses: Collection[str] | None = None,
 ) -> Order:
     """Cancel an open (or still reserving) order of this user (any user's when user_id is None).
+
+    `only_statuses`: cancel only an order in one of these (Binance's cancelRestrictions), -2011 otherwise.
 
     portfolio_svc releases what is still locked when it reads order.cancelled, which follows every fill of
     the order on order-events. An order still reserving has no fills, and its reservation may not exist
@@ -43,6 +60,10 @@ def order_cancel(
         order = qs.first()
         if order is None:
             raise filters.OrderNotFound("Order does not exist.")
+        if only_statuses is not None and order.status not in only_statuses:
+            raise filters.CancelRestricted(
+                "Order was not canceled due to cancel restrictions.", details={"status": order.status}
+            )
         if order.status == OrderStatus.PENDING_NEW:
             saga = Saga.objects.select_for_update().get(order=order)
             saga.order = order
@@ -57,6 +78,65 @@ def order_cancel(
             )
         order_end(order, status=OrderStatus.CANCELED, reason=reason)
         return order
+
+
+# Binance's "cancel all open orders on a symbol" may meet a fill batch or a batch of saga replies holding some of
+# the same orders; each locks in an order of its own, so PostgreSQL may break a deadlock by failing one of them.
+_DEADLOCK_RETRIES = 3
+
+
+def orders_cancel_open(*, user_id: uuid.UUID, symbol: str, reason: str = CANCELED_BY_USER) -> list[Order]:
+    """Cancel every open (or still reserving) order of this user on this symbol in one transaction; returns them,
+    oldest first (none: an empty list).
+
+    Set-based: the orders are locked with one statement (in the fill engine's order: by acceptance, the ones still
+    reserving last), their reserving sagas with one more, and the cancels written with one UPDATE per table and
+    one INSERT of outbox rows and order events, whatever their number.
+    """
+    for attempt in range(_DEADLOCK_RETRIES):
+        try:
+            return _cancel_open(user_id=user_id, symbol=symbol, reason=reason)
+        except OperationalError as exc:
+            if not isinstance(exc.__cause__, psycopg2.errors.DeadlockDetected) or attempt + 1 == _DEADLOCK_RETRIES:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _cancel_open(*, user_id: uuid.UUID, symbol: str, reason: str) -> list[Order]:
+    with transaction.atomic():
+        orders = list(
+            Order.objects.select_for_update()
+            .filter(user_id=user_id, symbol_id=symbol, status__in=[OrderStatus.PENDING_NEW, *OPEN_STATUSES])
+            .order_by(F("accepted_at").asc(nulls_last=True), "id")
+        )
+        if not orders:
+            return []
+        pending = sorted(o.id for o in orders if o.status == OrderStatus.PENDING_NEW)
+        sagas = (
+            {
+                saga.order_id: saga
+                for saga in Saga.objects.select_for_update()
+                .filter(order_id__in=pending, state=SagaState.RESERVING)
+                .order_by("id")
+            }
+            if pending
+            else {}
+        )
+        messages: list[OrderMessage] = []
+        for order in orders:
+            saga = sagas.get(order.id)
+            if saga is not None:
+                saga.order = order
+                messages.append(funds_release_command(saga, reason="canceled", order=order))
+                saga_transition(saga, state=SagaState.COMPENSATED, step=STEP_RELEASE_FUNDS, note=reason)
+            order.status, order.reason = OrderStatus.CANCELED, reason[:255]
+            messages.append(order_fact(order, "order.cancelled", status=OrderStatus.CANCELED, reason=order.reason))
+        bulk_update(orders, ["status", "reason", "updated_at"])
+        if sagas:
+            bulk_update(list(sagas.values()), SAGA_FIELDS)
+        order_events_emit(messages)
+    return sorted(orders, key=lambda o: o.number)
 
 
 def order_end(order: Order, *, status: str, reason: str, writes: OrderWrites | None = None) -> None:

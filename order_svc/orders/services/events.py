@@ -16,6 +16,10 @@ from common.events import Envelope
 from common.outbox.services import Outgoing, publish_many
 from common.topics import Topic
 from orders.models import Order, OrderEvent, Saga
+from orders.notifications import statuses_notify
+
+# The facts that follow a change of the order's status: their orders' waiters are told (orders.notifications).
+STATUS_FACTS = frozenset({"order.accepted", "order.rejected", "order.filled", "order.cancelled"})
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,8 @@ def funds_release_command(
 
 
 def order_events_emit(messages: Sequence[OrderMessage]) -> list[Envelope]:
-    """Publish every message with one outbox INSERT and keep each in its order's history with one more INSERT."""
+    """Publish every message with one outbox INSERT and keep each in its order's history with one more INSERT;
+    the orders whose status changed are notified with one statement more (none for a placement)."""
     if not messages:
         return []
     envelopes = publish_many([m.outgoing for m in messages])
@@ -65,6 +70,7 @@ def order_events_emit(messages: Sequence[OrderMessage]) -> list[Envelope]:
             for m, e in zip(messages, envelopes, strict=True)
         ]
     )
+    statuses_notify(m.order for m in messages if m.outgoing.type in STATUS_FACTS)
     return envelopes
 
 

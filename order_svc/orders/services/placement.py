@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import dataclass
 from decimal import ROUND_UP, Decimal
 
 from django.conf import settings
@@ -55,24 +56,17 @@ def order_place(
     ):
         return existing, False
 
-    pair = selectors.symbol_get(symbol=symbol) if isinstance(symbol, str) else None
-    if pair is None or not pair.is_trading:
-        raise ApplicationError("Invalid symbol.", code=filters.BAD_SYMBOL, details={"symbol": str(symbol)[:32]})
-    time_in_force = filters.validate_shape(
+    plan = order_check(
+        symbol=symbol,
         side=side,
         type_=type_,
-        time_in_force=time_in_force,
         quantity=quantity,
         price=price,
+        time_in_force=time_in_force,
         quote_order_qty=quote_order_qty,
     )
-    asset, amount = _reservation(
-        pair, side=side, type_=type_, quantity=quantity, price=price, quote_order_qty=quote_order_qty
-    )
-    # On the symbol's grids every value has at most 8 decimals: stored, published and answered alike.
-    quantity, price, quote_order_qty, amount = (
-        None if v is None else v.quantize(EIGHT_PLACES) for v in (quantity, price, quote_order_qty, amount)
-    )
+    pair, time_in_force, asset, amount = plan.pair, plan.time_in_force, plan.asset, plan.amount
+    quantity, price, quote_order_qty = plan.quantity, plan.price, plan.quote_order_qty
 
     client_order_id = client_order_id or uuid.uuid4().hex
     try:
@@ -118,6 +112,52 @@ def order_place(
             raise
         return existing, False
     return order, True
+
+
+@dataclass(frozen=True)
+class OrderPlan:
+    """An order that passed every rule: as it would be stored, and what portfolio_svc would lock for it."""
+
+    pair: Symbol
+    time_in_force: str | None
+    quantity: Decimal | None
+    price: Decimal | None
+    quote_order_qty: Decimal | None
+    asset: str
+    amount: Decimal
+
+
+def order_check(
+    *,
+    symbol: str,
+    side: str,
+    type_: str,
+    quantity: Decimal | None = None,
+    price: Decimal | None = None,
+    time_in_force: str | None = None,
+    quote_order_qty: Decimal | None = None,
+) -> OrderPlan:
+    """Every rule a placement checks (the symbol, the shape of its type, the filters), with nothing written: what
+    order_place stores, and what Binance's POST /api/v3/order/test answers."""
+    pair = selectors.symbol_get(symbol=symbol) if isinstance(symbol, str) else None
+    if pair is None or not pair.is_trading:
+        raise ApplicationError("Invalid symbol.", code=filters.BAD_SYMBOL, details={"symbol": str(symbol)[:32]})
+    time_in_force = filters.validate_shape(
+        side=side,
+        type_=type_,
+        time_in_force=time_in_force,
+        quantity=quantity,
+        price=price,
+        quote_order_qty=quote_order_qty,
+    )
+    asset, amount = _reservation(
+        pair, side=side, type_=type_, quantity=quantity, price=price, quote_order_qty=quote_order_qty
+    )
+    # On the symbol's grids every value has at most 8 decimals: stored, published and answered alike.
+    quantity, price, quote_order_qty, amount = (
+        None if v is None else v.quantize(EIGHT_PLACES) for v in (quantity, price, quote_order_qty, amount)
+    )
+    return OrderPlan(pair, time_in_force, quantity, price, quote_order_qty, asset, amount)
 
 
 def _reservation(

@@ -19,8 +19,9 @@ from orders.tests.factories import apply, open_order, trade
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("symbols")]
 
 # INSERT last trades ON CONFLICT DO NOTHING, SELECT them FOR UPDATE, SELECT the open book FOR UPDATE,
-# INSERT fills, UPDATE orders, UPDATE last trades, INSERT outbox rows, INSERT order events.
-STATEMENTS_PER_BATCH = 8
+# INSERT fills, UPDATE orders, UPDATE last trades, INSERT outbox rows, INSERT order events, SELECT pg_notify (the
+# waiters of the orders whose status changed).
+STATEMENTS_PER_BATCH = 9
 # ... and, the first time a process meets a symbol, one SELECT of the symbols it has not met yet.
 SYMBOL_LOOKUP = 1
 

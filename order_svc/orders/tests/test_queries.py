@@ -34,8 +34,8 @@ MARKET_BUY = {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": 
 # INSERT order_events (both), COMMIT.
 POST_STATEMENTS = 6
 # BEGIN, SELECT orders FOR UPDATE, SELECT sagas FOR UPDATE, UPDATE orders, UPDATE sagas, INSERT outbox_messages,
-# INSERT order_events, COMMIT.
-REPLY_BATCH_STATEMENTS = 8
+# INSERT order_events, SELECT pg_notify (the waiters of the accepted and rejected orders), COMMIT.
+REPLY_BATCH_STATEMENTS = 9
 
 
 def _post(api, body: dict) -> tuple[int, dict]:
