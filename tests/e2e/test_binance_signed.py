@@ -2,9 +2,11 @@
 python-binance send unchanged; nginx checks each with user_svc (infra/nginx/binance.js) and forwards it to the
 service that owns the path with a short-lived access token, or answers Binance's refusal itself.
 
-Checked here on GET /api/v3/account (portfolio_svc): the balances are the trader's default portfolio, a read key
+Checked on GET /api/v3/account (portfolio_svc): the balances are the trader's default portfolio, a read key
 cannot trade, a wrong secret, a stale timestamp and a revoked key are refused with Binance's codes, and a revoked
-key stops working with the next request.
+key stops working with the next request. And on order_svc's trading endpoints, through both clients: a LIMIT order
+rests, is listed open and is cancelled; a MARKET order fills against a published trade and shows in myTrades; an
+order the balance cannot pay is Binance's -2010; a read key cannot place.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from binance.exceptions import BinanceAPIException
 
 from common.testing.http import http
 from tests.e2e.conftest import manage_all
-from tests.e2e.system import System, Trader, until
+from tests.e2e.system import System, Trader, publish_trades, until
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +34,7 @@ def system(log_dir):
     running = System(log_dir, env={"TRACING_ENABLED": "false"})
     try:
         running.start_all()
+        running.cancel_open_orders()  # no older module's order takes this module's trades
         yield running
     finally:
         running.stop_all()
@@ -169,3 +172,92 @@ def test_a_body_too_large_for_a_signed_request_is_refused_before_the_check(trade
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=10)  # noqa: S310 - the local gateway
     assert refused.value.code == 413
+
+
+# --- trading: order_svc's SIGNED endpoints ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bot(system, gateway) -> Trader:
+    """A trader of its own for the trading tests (the account tests compare balances)."""
+    trader = Trader.register(system)
+    trader.wait_funded()
+    return trader
+
+
+def ccxt_client(gateway: str, key: str, secret: str) -> ccxt.binance:
+    exchange = ccxt.binance(
+        {
+            "apiKey": key,
+            "secret": secret,
+            "timeout": 15_000,
+            "options": {"fetchMarkets": {"types": ["spot"]}, "fetchMargins": False, "fetchCurrencies": False},
+        }
+    )
+    exchange.urls["api"] = {**exchange.urls["api"], "public": f"{gateway}/api/v3", "private": f"{gateway}/api/v3"}
+    return exchange
+
+
+def test_ccxt_places_lists_fetches_and_cancels_a_limit_order(bot, gateway):
+    _, key, secret = new_key(bot, gateway, "read", "trade")
+    exchange = ccxt_client(gateway, key, secret)
+
+    order = exchange.create_order("BTC/USDT", "limit", "buy", 0.002, 10000)  # 20 USDT, far below any trade
+
+    assert order["status"] == "open" and isinstance(int(order["id"]), int)
+    assert [o["id"] for o in exchange.fetch_open_orders("BTC/USDT")] == [order["id"]]
+    assert exchange.fetch_order(order["id"], "BTC/USDT")["price"] == 10000
+    cancelled = exchange.cancel_order(order["id"], "BTC/USDT")
+    assert cancelled["status"] == "canceled"
+    assert exchange.fetch_open_orders("BTC/USDT") == []
+    assert order["id"] in [o["id"] for o in exchange.fetch_orders("BTC/USDT")]
+
+
+def test_python_binance_market_order_fills_and_shows_in_my_trades(bot, gateway):
+    _, key, secret = new_key(bot, gateway, "read", "trade")
+    client = Client(key, secret, ping=False)
+    client.API_URL = f"{gateway}/api"
+    publish_trades("BTCUSDT", [("50000.00", "0.001")])  # a last price for the MARKET order's reservation
+
+    def place() -> dict | None:
+        try:
+            return client.order_market_buy(symbol="BTCUSDT", quantity="0.00020")
+        except BinanceAPIException as exc:
+            if "No market price" in exc.message:  # order_svc has not seen the trade yet
+                return None
+            raise
+
+    placed = until(place, timeout=30, what="order_svc to know BTCUSDT's last price")
+    publish_trades("BTCUSDT", [("50010.00", "0.01")])
+
+    assert placed["status"] in ("NEW", "FILLED", "PENDING_NEW"), placed
+    order_id = placed["orderId"]
+    until(
+        lambda: client.get_order(symbol="BTCUSDT", orderId=order_id)["status"] == "FILLED",
+        timeout=30,
+        what="the MARKET order to fill",
+    )
+    trades = client.get_my_trades(symbol="BTCUSDT", orderId=order_id)
+    assert sum(Decimal(t["qty"]) for t in trades) == Decimal("0.00020")
+    assert all(t["isBuyer"] and t["orderId"] == order_id for t in trades)
+
+
+def test_an_order_the_balance_cannot_pay_is_binances_insufficient_balance(bot, gateway):
+    _, key, secret = new_key(bot, gateway, "read", "trade")
+    client = Client(key, secret, ping=False)
+    client.API_URL = f"{gateway}/api"
+
+    with pytest.raises(BinanceAPIException) as refused:
+        client.order_limit_buy(symbol="BTCUSDT", quantity="1.00000", price="90000.00")  # 90,000 USDT of 10,000
+
+    assert refused.value.code == -2010
+    assert refused.value.message == "Account has insufficient balance for requested action."
+    assert client.get_open_orders(symbol="BTCUSDT") == []
+
+
+def test_a_read_key_cannot_place_an_order(bot, gateway):
+    _, key, secret = new_key(bot, gateway, "read")
+    exchange = ccxt_client(gateway, key, secret)
+
+    with pytest.raises(ccxt.AuthenticationError):
+        exchange.create_order("BTC/USDT", "limit", "buy", 0.002, 10000)

@@ -13,7 +13,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from common import binance
+from common import binance, binance_limits
 from common.binance import SYMBOL_PATTERN, SYMBOLS_PATTERN, BinanceError, BinanceView, param
 from orders import selectors
 from orders.api import schemas
@@ -23,12 +23,6 @@ from orders.models import OrderType, Symbol
 PRECISION = 8
 # The pacing Binance asks of clients, which this platform's clients keep too. Nothing here enforces them yet: the
 # gateway limits only /api/auth/ (request weights come with the SIGNED endpoints).
-RATE_LIMITS = [
-    {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000},
-    {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},
-    {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1, "limit": 200000},
-    {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 61000},
-]
 SYMBOL_STATUSES = ("TRADING", "HALT", "BREAK")
 _PERMISSION_RE = re.compile(r"[A-Z0-9_]{1,32}")
 DEPTH_MAX = 5000
@@ -143,7 +137,7 @@ class ExchangeInfoView(BinanceView):
             {
                 "timezone": "UTC",
                 "serverTime": binance.server_time_ms(),
-                "rateLimits": RATE_LIMITS,
+                "rateLimits": binance_limits.rate_limits(),  # the limits common.binance_limits enforces
                 "exchangeFilters": [],
                 "symbols": [symbol_v3(s, permission_sets=show != "false") for s in symbols],
             }
