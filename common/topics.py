@@ -46,6 +46,13 @@ CONSUMES: dict[str, tuple[Topic, ...]] = {
     "transaction_svc": (Topic.ORDER_EVENTS,),
     "analytics_svc": (Topic.MARKET_DATA,),
 }
+# Topics a service reads outside its consumer groups: no inbox, no offsets kept, no dead letters (so no DLQ grant).
+# analytics_svc's streams server (`manage.py serve_streams`) reads these from the latest offset, each process in a
+# group of its own, and pushes them to websocket clients (Binance's market and user data streams). The service
+# declares what its readers read (settings.PLATFORM_READERS) and the platform check holds it to this table.
+READERS: dict[str, tuple[Topic, ...]] = {
+    "analytics_svc": (Topic.MARKET_DATA, Topic.ORDER_EVENTS, Topic.BALANCE_EVENTS),
+}
 # Topics the test suites and benchmarks make for one run (common.testing's kafka_topic fixture, bench/): every
 # principal may use those of its run's namespace, and nothing else beyond the tables above.
 SCRATCH_PREFIXES = ("test-", "bench-")
@@ -59,4 +66,5 @@ def produces(principal: str) -> list[str]:
 
 
 def consumes(principal: str) -> list[str]:
-    return [t.value for t in CONSUMES.get(principal, ())]
+    """Every topic the principal may read: its consumers' and its readers' (each once)."""
+    return list(dict.fromkeys(t.value for t in (*CONSUMES.get(principal, ()), *READERS.get(principal, ()))))

@@ -1,4 +1,4 @@
-"""URLs of analytics_svc: the platform's shared routes, this service's API and the chart page."""
+"""URLs of analytics_svc: the platform's shared routes, this service's API (candles, listenKeys) and the chart page."""
 
 from candles.views import chart
 from django.urls import include, path
@@ -8,5 +8,6 @@ from common.urls import handler400, handler403, handler404, handler500, platform
 urlpatterns = [
     *platform_urlpatterns(),
     path("api/", include("candles.api.urls")),
+    path("api/", include("streams.api.urls")),
     path("chart/", chart, name="chart"),
 ]

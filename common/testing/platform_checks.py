@@ -159,12 +159,23 @@ def test_the_service_runs_with_its_own_secret_key_from_the_run_folder(settings):
 
 
 def test_the_consumers_read_exactly_the_topics_the_brokers_acls_let_this_service_read(settings):
-    """The ACLs come from common/topics.py's table: a consumer of a topic missing there could never read it, and a
-    topic there with no consumer is a grant nobody uses."""
+    """The ACLs come from common/topics.py's tables: a consumer (or a reader outside the consumer groups, declared by
+    settings.PLATFORM_READERS) of a topic missing there could never read it, and a topic there that nothing of the
+    service reads is a grant nobody uses."""
+    from django.utils.module_loading import import_string
+
     from common import topics
     from common.consumers.base import consumer_specs
 
-    # A run's scratch topics (common/topics.py SCRATCH_PREFIXES) are granted by prefix to every principal.
-    read = {t for spec in consumer_specs().values() for t in spec.topics if not t.startswith(topics.SCRATCH_PREFIXES)}
-    assert read == set(topics.consumes(settings.SERVICE_NAME))
+    def declared(names) -> set[str]:
+        # A run's scratch topics (common/topics.py SCRATCH_PREFIXES) are granted by prefix to every principal.
+        return {t for t in names if not t.startswith(topics.SCRATCH_PREFIXES)}
+
+    consumed = declared(t for spec in consumer_specs().values() for t in spec.topics)
+    readers = getattr(settings, "PLATFORM_READERS", None)
+    read = declared(import_string(readers)() if readers else ())
+    service = settings.SERVICE_NAME
+    assert consumed == {t.value for t in topics.CONSUMES.get(service, ())}
+    assert read == {t.value for t in topics.READERS.get(service, ())}
+    assert consumed | read == set(topics.consumes(service))
     assert settings.KAFKA_SECURITY["sasl.username"] == settings.SERVICE_NAME

@@ -298,5 +298,6 @@ class AnalyticsApiRootView(ApiRootView):
         "ticker_24hr": "ticker-24hr",
         "ticker_price": "ticker-price",
         "candles": "candle-list",
+        "user_data_stream": "user-data-stream",
         "chart": "chart",
     }
