@@ -4,7 +4,8 @@ of every subscribed `@kline_<interval>` and the 24 hour window of every subscrib
 A kline or ticker starts, at its first subscriber, from what the candles consumer stored (one query) and adds the
 trades this process has seen since the seed's last trade id, so the current candle is whole from the first update.
 A kline closes (sent with `x` true) when a trade of a later bucket arrives or, without one, once its close time has
-passed on the clock; a mini ticker goes out at most once a second, as the exchange's does, when it changed. The
+passed on the clock (with a second's grace), after which a late trade of its bucket is not sent (the stored
+candles count it); a mini ticker goes out at most once a second, as the exchange's does, when it changed. The
 rolling window is read again every STREAMS_TICKER_REFRESH_S so the trades that leave it are not counted forever.
 """
 
