@@ -311,3 +311,35 @@ def test_even_an_answer_respects_the_queue_bound(queue_bytes):
 
     assert hub.send(client, {"result": None, "id": 1}) is False
     assert client.closed_with[0] == 1008
+
+
+def test_a_mini_ticker_starts_from_the_stored_day_and_goes_out_once_a_second_when_it_changed():
+    from streams.payloads import DayWindow
+
+    async def scenario() -> list:
+        hub = Hub()
+        window = DayWindow(
+            "BTCUSDT", Decimal(100), Decimal(90), Decimal(110), Decimal(80), Decimal(10), Decimal(1000), 5
+        )
+
+        async def database(function, **kwargs):
+            return {"BTCUSDT": window}
+
+        market = Market(hub, run_db=database, clock=lambda: 77)
+        client = FakeClient()
+        ticker = stream("btcusdt@miniTicker")
+        hub.subscribe(client, ticker)
+        market.start(ticker)
+        await asyncio.sleep(0.01)
+        market.tick()  # the seed: sent once
+        market.tick()  # nothing changed: nothing sent
+        market.on_trades([trade(5, T0, "200"), trade(6, T0 + 1, "120", "2"), trade(7, T0 + 2, "70", "1")])
+        market.tick()
+        return client.messages()
+
+    seeded, updated = asyncio.run(scenario())
+
+    assert (seeded["e"], seeded["c"], seeded["v"], seeded["E"]) == ("24hrMiniTicker", "100.00000000", "10.00000000", 77)
+    assert (updated["c"], updated["h"], updated["l"], updated["o"], updated["v"], updated["q"]) == (
+        "70.00000000", "120.00000000", "70.00000000", "90.00000000", "13.00000000", "1310.00000000"
+    )  # fmt: skip
