@@ -10,6 +10,7 @@ The topics are granted to analytics_svc by common/topics.py's READERS table.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import uuid
@@ -60,6 +61,7 @@ class EventReader(threading.Thread):
         topics: list[str] | None = None,
         batch_size: int = 500,
         poll_timeout: float = 0.2,
+        on_failure: Callable[[], None] | None = None,
     ):
         super().__init__(name="streams-kafka-reader", daemon=True)
         self.loop = loop
@@ -67,6 +69,7 @@ class EventReader(threading.Thread):
         self.topics = topics or read_topics()
         self.batch_size = batch_size
         self.poll_timeout = poll_timeout
+        self.on_failure = on_failure  # called on the loop when the reader dies: a server without events is no use
         self.assigned = threading.Event()  # the group gave this process its partitions: events flow from here
         self.failed: BaseException | None = None
         self.received = 0
@@ -77,8 +80,9 @@ class EventReader(threading.Thread):
         self._stopping.set()
 
     def run(self) -> None:
-        consumer = Consumer(reader_config())
+        consumer = None
         try:
+            consumer = Consumer(reader_config())
             consumer.subscribe([namespace.topic(t) for t in self.topics], on_assign=self._on_assign)
             logger.info("streams reader started", extra={"topics": self.topics})
             while not self._stopping.is_set():
@@ -93,11 +97,15 @@ class EventReader(threading.Thread):
                         self.loop.call_soon_threadsafe(self.deliver, batch)
                     except RuntimeError:  # the loop closed: the server is stopping
                         break
-        except KafkaException as exc:
+        except Exception as exc:  # a fatal Kafka error or a bug: logged, and the server stops (to be restarted)
             self.failed = exc
-            logger.error("streams reader failed", extra={"error": str(exc)})
+            logger.exception("streams reader failed")
+            if self.on_failure is not None:
+                with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                    self.loop.call_soon_threadsafe(self.on_failure)
         finally:
-            consumer.close()
+            if consumer is not None:
+                consumer.close()
             logger.info("streams reader stopped", extra={"received": self.received, "skipped": self.skipped})
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:

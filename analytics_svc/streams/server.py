@@ -99,7 +99,7 @@ class StreamsServer:
             await self.market.load_symbols()
         except Exception as exc:  # noqa: BLE001 - the database away: symbols are learnt from the trades seen
             logger.warning("symbols not read at start", extra={"error": repr(exc)})
-        self.reader = EventReader(loop, self.on_events)
+        self.reader = EventReader(loop, self.on_events, on_failure=self.stop)
         self.reader.start()
         ticker = asyncio.ensure_future(self._every_second())
         try:

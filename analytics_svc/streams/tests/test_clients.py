@@ -28,7 +28,9 @@ async def subscribed(server, *names: str, timeout: float = 20.0) -> None:
 
 def test_python_binance_socket_manager_reads_trades_and_a_multiplex_socket(streams, symbol, kafka_bootstrap):
     lower = symbol.lower()
-    now = time.time_ns() // 1_000_000  # a minute the clock does not close while the test runs (but for a second)
+
+    def now() -> int:  # trades of now: not late for a minute the clock has closed
+        return time.time_ns() // 1_000_000
 
     async def scenario():
         client = AsyncClient()  # no request is made: sockets only
@@ -37,11 +39,11 @@ def test_python_binance_socket_manager_reads_trades_and_a_multiplex_socket(strea
             manager.STREAM_URL = f"ws://{streams.address}/"
             async with manager.trade_socket(symbol) as trades:
                 await subscribed(streams, f"{lower}@trade")
-                publish_trades(kafka_bootstrap, [Trade(symbol, 21, "2.5", "4", now, False)])
+                publish_trades(kafka_bootstrap, [Trade(symbol, 21, "2.5", "4", now(), False)])
                 trade = await asyncio.wait_for(trades.recv(), 20)
             async with manager.multiplex_socket([f"{lower}@aggTrade", f"{lower}@kline_1m"]) as multiplex:
                 await subscribed(streams, f"{lower}@aggTrade", f"{lower}@kline_1m")
-                publish_trades(kafka_bootstrap, [Trade(symbol, 22, "2.6", "1", now + 1, False)])
+                publish_trades(kafka_bootstrap, [Trade(symbol, 22, "2.6", "1", now(), False)])
                 combined = {}  # the kline of trade 21 (seen before: it seeds the stream) may come first
                 while f"{lower}@aggTrade" not in combined or combined[f"{lower}@kline_1m"]["k"]["L"] != 22:
                     message = await asyncio.wait_for(multiplex.recv(), 20)

@@ -69,3 +69,15 @@ def test_the_command_registers_and_stops_cleanly_on_sigterm(tmp_path):
         assert "streams server stopped" in proc.output()
     finally:
         proc.kill()
+
+
+def test_a_server_whose_kafka_reader_dies_stops_rather_than_serve_no_events(monkeypatch):
+    from streams import reader
+    from streams.server import StreamsServer
+
+    monkeypatch.setattr(reader, "reader_config", lambda: {"bootstrap.servers": "127.0.0.1:9"})  # no group
+    server = StreamsServer(host="127.0.0.1", port=0, register=False)
+
+    asyncio.run(asyncio.wait_for(server.run(), 30))
+
+    assert server.reader.failed is not None and "group.id" in str(server.reader.failed)

@@ -45,3 +45,5 @@ class Command(BaseCommand):
             self.stdout.flush()
         started.cancel()
         await run
+        if server.reader is not None and server.reader.failed is not None:
+            raise CommandError(f"the Kafka reader failed: {server.reader.failed!r}")
