@@ -8,7 +8,6 @@ would disturb it (a restart, auth switched on under running clients, a password 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import time
@@ -190,8 +189,8 @@ class PrivateEtcd:
 
 @pytest.fixture
 def private(tmp_path) -> Iterator[PrivateEtcd]:
-    if shutil.which("etcd") is None:
-        pytest.skip("no etcd binary (`infra up` installs it)", allow_module_level=False)
+    # The run installs what it needs, as `infra up` does; ensure_packages fails saying what to install otherwise.
+    manage_all.infra.ensure_packages({"etcd": "etcd-server"})
     users = ["root", *etcd_auth.USERS]
     etcd = PrivateEtcd(tmp_path, free_port(), free_port(), {user: uuid.uuid4().hex for user in users})
     etcd.start()
