@@ -85,7 +85,12 @@ def trader(system) -> Trader:
     publish_trades("BTCUSDT", [("50000.00", "0.5"), ("50010.00", "0.2")])
     publish_trades("ETHUSDT", [("3000.00", "1.0")])
     ticker = f"{system.urls['analytics_svc']}/api/v3/ticker/price"
-    until(lambda: len(http("GET", ticker).json()) == 2, timeout=60, what="candles of the published trades")
+    # Earlier modules of the run may have priced other symbols too: these two are what this module needs.
+    def priced() -> set[str]:
+        rows = http("GET", ticker).json()
+        return {row["symbol"] for row in rows} if isinstance(rows, list) else set()
+
+    until(lambda: {"BTCUSDT", "ETHUSDT"} <= priced(), timeout=60, what="candles of the published trades")
     return trader
 
 
