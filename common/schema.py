@@ -27,6 +27,26 @@ BINANCE_ERROR = {
     "required": ["code", "msg"],
 }
 BINANCE_PREFIX = "/api/v3/"
+
+
+def signed_parameters() -> list:
+    """What every Binance SIGNED endpoint documents besides its own parameters; the gateway checks them."""
+    from drf_spectacular.types import OpenApiTypes
+    from drf_spectacular.utils import OpenApiParameter
+
+    def checked(name: str, schema: dict) -> OpenApiParameter:
+        return OpenApiParameter(name, schema, description="checked by the gateway")
+
+    return [
+        OpenApiParameter(
+            "X-MBX-APIKEY", OpenApiTypes.STR, OpenApiParameter.HEADER, description="checked by the gateway"
+        ),
+        checked("timestamp", {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}),
+        checked("recvWindow", {"type": "integer", "minimum": 0, "maximum": 60000}),
+        checked("signature", {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}),
+    ]
+
+
 _METHODS = ("get", "put", "post", "delete", "patch", "options", "head")
 
 

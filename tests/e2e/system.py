@@ -251,3 +251,20 @@ def publish_trades(symbol: str, trades: list[tuple[str, str]], *, buyer_is_maker
         envelope = Envelope.new("trade", source="e2e-feed", subject=symbol, data=data)
         messages.append((symbol.encode(), envelope.to_json()))
     produce(KAFKA, "market-data", messages)
+
+
+def binance_exchange(gateway: str, key: str | None = None, secret: str | None = None):
+    """ccxt's own binance class pointed at the gateway: spot only, nothing from Binance's other APIs (sapi,
+    futures), with an API key when given."""
+    import ccxt
+
+    exchange = ccxt.binance(
+        {
+            **({"apiKey": key, "secret": secret} if key else {}),
+            "timeout": 15_000,
+            # load_markets would also read the futures exchanges' exchangeInfo, margin pairs and currencies.
+            "options": {"fetchMarkets": {"types": ["spot"]}, "fetchMargins": False, "fetchCurrencies": False},
+        }
+    )
+    exchange.urls["api"] = {**exchange.urls["api"], "public": f"{gateway}/api/v3", "private": f"{gateway}/api/v3"}
+    return exchange

@@ -16,7 +16,7 @@ import pytest
 
 from common.testing.http import http
 from tests.e2e.conftest import manage_all
-from tests.e2e.system import System, Trader, publish_trades, until
+from tests.e2e.system import System, Trader, binance_exchange, publish_trades, until
 
 XRP_TRADES = [("0.00030000", "100"), ("0.00031000", "50"), ("0.00029000", "10")]
 
@@ -52,15 +52,7 @@ def gateway(system, watcher) -> str:
 
 @pytest.fixture(scope="module")
 def exchange(gateway) -> ccxt.binance:
-    client = ccxt.binance(
-        {
-            "timeout": 15_000,
-            # Spot only: by default load_markets also reads the futures exchanges' exchangeInfo (fapi, dapi).
-            "options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False},
-        }
-    )
-    client.urls["api"] = {**client.urls["api"], "public": f"{gateway}/api/v3", "private": f"{gateway}/api/v3"}
-    return client
+    return binance_exchange(gateway)
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ from binance.exceptions import BinanceAPIException
 
 from common.testing.http import http
 from tests.e2e.conftest import manage_all
-from tests.e2e.system import System, Trader, publish_trades, until
+from tests.e2e.system import System, Trader, binance_exchange, publish_trades, until
 
 
 @pytest.fixture(scope="module")
@@ -79,16 +79,7 @@ def signed_get(gateway: str, path: str, key: str, secret: str, **params) -> obje
 
 def test_ccxt_fetch_balance_is_the_default_portfolio(trader, gateway):
     _, key, secret = new_key(trader, gateway, "read")
-    exchange = ccxt.binance(
-        {
-            "apiKey": key,
-            "secret": secret,
-            "timeout": 15_000,
-            # Spot only, no margin pairs (sapi) and no currencies (sapi): what the platform serves is /api/v3.
-            "options": {"fetchMarkets": {"types": ["spot"]}, "fetchMargins": False, "fetchCurrencies": False},
-        }
-    )
-    exchange.urls["api"] = {**exchange.urls["api"], "public": f"{gateway}/api/v3", "private": f"{gateway}/api/v3"}
+    exchange = binance_exchange(gateway, key, secret)
 
     balance = exchange.fetch_balance()
 
@@ -185,22 +176,9 @@ def bot(system, gateway) -> Trader:
     return trader
 
 
-def ccxt_client(gateway: str, key: str, secret: str) -> ccxt.binance:
-    exchange = ccxt.binance(
-        {
-            "apiKey": key,
-            "secret": secret,
-            "timeout": 15_000,
-            "options": {"fetchMarkets": {"types": ["spot"]}, "fetchMargins": False, "fetchCurrencies": False},
-        }
-    )
-    exchange.urls["api"] = {**exchange.urls["api"], "public": f"{gateway}/api/v3", "private": f"{gateway}/api/v3"}
-    return exchange
-
-
 def test_ccxt_places_lists_fetches_and_cancels_a_limit_order(bot, gateway):
     _, key, secret = new_key(bot, gateway, "read", "trade")
-    exchange = ccxt_client(gateway, key, secret)
+    exchange = binance_exchange(gateway, key, secret)
 
     order = exchange.create_order("BTC/USDT", "limit", "buy", 0.002, 10000)  # 20 USDT, far below any trade
 
@@ -257,7 +235,7 @@ def test_an_order_the_balance_cannot_pay_is_binances_insufficient_balance(bot, g
 
 def test_a_read_key_cannot_place_an_order(bot, gateway):
     _, key, secret = new_key(bot, gateway, "read")
-    exchange = ccxt_client(gateway, key, secret)
+    exchange = binance_exchange(gateway, key, secret)
 
     with pytest.raises(ccxt.AuthenticationError):
         exchange.create_order("BTC/USDT", "limit", "buy", 0.002, 10000)

@@ -85,6 +85,7 @@ def trader(system) -> Trader:
     publish_trades("BTCUSDT", [("50000.00", "0.5"), ("50010.00", "0.2")])
     publish_trades("ETHUSDT", [("3000.00", "1.0")])
     ticker = f"{system.urls['analytics_svc']}/api/v3/ticker/price"
+
     # Earlier modules of the run may have priced other symbols too: these two are what this module needs.
     def priced() -> set[str]:
         rows = http("GET", ticker).json()

@@ -22,7 +22,6 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.parsers import FormParser
 from rest_framework.request import Request
@@ -31,7 +30,7 @@ from rest_framework.response import Response
 from common import binance
 from common.binance import BinanceError, SignedView, param
 from common.exceptions import ApplicationError
-from common.schema import BINANCE_ERROR
+from common.schema import BINANCE_ERROR, signed_parameters
 from orders import filters, selectors
 from orders.api import schemas
 from orders.models import FINAL_STATUSES, Fill, Order, OrderStatus, OrderType, Side, TimeInForce
@@ -355,12 +354,7 @@ _SYMBOL = _p("symbol", {"type": "string", "pattern": binance.SYMBOL_PATTERN}, re
 _LONG = {"type": "integer", "minimum": 0, "maximum": binance.LONG_MAX}
 _DECIMAL = {"type": "string", "pattern": filters.DECIMAL_PATTERN}
 _CLIENT_ID = {"type": "string", "pattern": r"^[a-zA-Z0-9_-]{1,36}$"}
-SIGNED_PARAMETERS = [
-    OpenApiParameter("X-MBX-APIKEY", OpenApiTypes.STR, OpenApiParameter.HEADER, description="checked by the gateway"),
-    _p("timestamp", _LONG, "checked by the gateway"),
-    _p("recvWindow", {"type": "integer", "minimum": 0, "maximum": 60000}, "checked by the gateway"),
-    _p("signature", {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}, "checked by the gateway"),
-]
+SIGNED_PARAMETERS = signed_parameters()
 _ORDER_PARAMETERS = [
     _SYMBOL,
     _p("side", {"type": "string", "enum": Side.values}, required=True),

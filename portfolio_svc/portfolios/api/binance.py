@@ -16,15 +16,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from common import binance
+from common.schema import BINANCE_ERROR, signed_parameters
 from portfolios.models import Balance
 
-SIGNED_PARAMETERS = [
-    OpenApiParameter("X-MBX-APIKEY", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False),
-    OpenApiParameter("timestamp", OpenApiTypes.INT, required=False, description="checked by the gateway"),
-    OpenApiParameter("recvWindow", OpenApiTypes.INT, required=False, description="checked by the gateway"),
-    OpenApiParameter("signature", OpenApiTypes.STR, required=False, description="checked by the gateway"),
-]
-BINANCE_ERROR = inline_serializer("BinanceError", {"code": serializers.IntegerField(), "msg": serializers.CharField()})
+SIGNED_PARAMETERS = signed_parameters()
 
 
 def _commission(value) -> int:
