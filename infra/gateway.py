@@ -97,12 +97,13 @@ def render(instances: dict[str, list[str]] | None, *, home: Path = NGINX, port: 
             f"location = /_binance/check {{ internal; proxy_pass_request_headers off; {_inline(PROXY_HEADERS)} "
             f"proxy_set_header Content-Type application/json; proxy_pass http://user_svc{BINANCE_CHECK}; }}"
         )
-    (home / "routes.conf").write_text("\n".join(locations) + "\n")
-    (home / "proxy_headers.conf").write_text(PROXY_HEADERS)
-    (home / "binance.js").write_text((TEMPLATES / "binance.js").read_text())
+    _write(home / "routes.conf", "\n".join(locations) + "\n")
+    _write(home / "proxy_headers.conf", PROXY_HEADERS)
+    _write(home / "binance.js", (TEMPLATES / "binance.js").read_text())
     urls = [{"name": svc, "url": f"/docs/{svc}/schema"} for svc in routes]
-    (home / "docs.html").write_text((TEMPLATES / "docs.html.template").read_text().format(urls=json.dumps(urls)))
-    (home / "nginx.conf").write_text(
+    _write(home / "docs.html", (TEMPLATES / "docs.html.template").read_text().format(urls=json.dumps(urls)))
+    _write(
+        home / "nginx.conf",
         (TEMPLATES / "nginx.conf.template")
         .read_text()
         .format(
@@ -112,7 +113,7 @@ def render(instances: dict[str, list[str]] | None, *, home: Path = NGINX, port: 
             auth_rate=os.environ.get("PLATFORM_GATEWAY_AUTH_RATE", "5r/s"),
             read_timeout=os.environ.get("PLATFORM_GATEWAY_READ_TIMEOUT", "30s"),
             swagger_dist=swagger_dist(),
-        )
+        ),
     )
     new = "\n".join(upstreams)
     path = home / "upstreams.conf"
@@ -120,8 +121,19 @@ def render(instances: dict[str, list[str]] | None, *, home: Path = NGINX, port: 
         return False
     changed = not path.exists() or path.read_text() != new
     if changed:
-        path.write_text(new)
+        _write(path, new)
     return changed
+
+
+def _write(path: Path, text: str) -> None:
+    """Replace a rendered file whole (a temporary file renamed over it), and only when its text changes: nginx may
+    start or reload at any moment (the watcher, `infra up`, a test's gateway), and a half-written file it read
+    would stay its configuration until the next reload."""
+    if path.exists() and path.read_text() == text:
+        return
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    temp.write_text(text)
+    os.replace(temp, path)
 
 
 def _inline(block: str) -> str:

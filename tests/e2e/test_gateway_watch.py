@@ -283,3 +283,21 @@ def test_host_port_addresses_are_valid(address):
 )
 def test_anything_else_is_not_a_valid_address(address):
     assert not gateway.valid_address(address)
+
+
+def test_rendering_replaces_each_file_whole_and_leaves_unchanged_ones_alone(tmp_path):
+    # nginx may read the files at any moment (a reload by the watcher, a start by `infra up`): a file truncated
+    # and then written would be read half-written now and then, and stay nginx's configuration.
+    gateway.render({}, home=tmp_path, port=18000)
+    before = {path.name: path.stat() for path in tmp_path.iterdir() if path.is_file()}
+
+    gateway.render({}, home=tmp_path, port=18000)
+    unchanged = {path.name: path.stat() for path in tmp_path.iterdir() if path.is_file()}
+    gateway.render({"order_svc": ["127.0.0.1:1234"]}, home=tmp_path, port=18000)
+
+    assert {"nginx.conf", "routes.conf", "upstreams.conf", "binance.js", "proxy_headers.conf"} <= set(before)
+    assert {n: s.st_mtime_ns for n, s in unchanged.items()} == {n: s.st_mtime_ns for n, s in before.items()}
+    upstreams = tmp_path / "upstreams.conf"
+    assert upstreams.stat().st_ino != before["upstreams.conf"].st_ino, "a new file renamed over the old one"
+    assert "server 127.0.0.1:1234" in upstreams.read_text()
+    assert not list(tmp_path.glob(".*.tmp")), "no temporary file left behind"
