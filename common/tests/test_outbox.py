@@ -92,6 +92,26 @@ def test_the_relay_delivers_every_row_once_in_per_key_order(kafka_bootstrap, kaf
     assert relay.relay_pending().sent == 0  # nothing is sent twice
 
 
+def test_a_relay_pass_costs_the_same_statements_for_one_row_as_for_a_batch(kafka_topic):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def statements(rows: int) -> list[str]:
+        _publish_many(kafka_topic, rows, keys=5)
+        with CaptureQueriesContext(connection) as queries:
+            assert relay.relay_pending().sent == rows
+        return [q["sql"].split()[0].upper() for q in queries]
+
+    one, batch = statements(1), statements(400)
+
+    # The lock, one read, the published marks (one as acks arrive if any came during the pass, one at its end),
+    # the unlock: nothing per row.
+    for seen in (one, batch):
+        assert seen.count("SELECT") == 3, seen  # try-lock, the pending rows, unlock
+        assert 1 <= seen.count("UPDATE") <= 2, seen
+        assert len(seen) <= 5, seen
+
+
 def test_one_relay_at_a_time_per_database_and_the_second_does_not_wait(kafka_topic):
     from django.db import connections
 
